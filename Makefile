@@ -1,0 +1,37 @@
+# The two commands: `make run` and `make test`. See README.md.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-unit lint format bench clean
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+## Start the embedded demo: web server on http://127.0.0.1:8000 and a Celery worker.
+run: export PHM_DEMO ?= 1
+run: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py load_demo
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/run-demo.sh
+
+## The whole test suite (integration tests run when DATABASE_URL and CELERY_BROKER_URL are set).
+test: export PHM_DEMO ?= 1
+test: $(STAMP)
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) var

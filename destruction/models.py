@@ -1,0 +1,1 @@
+"""The destruction app's data: see ../shared/DESIGN.md; its capability has an issue of its own."""

@@ -1,0 +1,251 @@
+"""The five demo regions, each from its notice in ../shared/seeds/.
+
+ODS codes of the national and regional bodies follow the real pattern; the GP
+practices, the primary care network and their postcodes are made up.
+"""
+
+from __future__ import annotations
+
+NECS = "0AR"
+OPTUM = "OPTUMUK"
+NHS_DIGITAL = "X26"
+
+ORGANISATIONS: list[dict] = [
+    {
+        "ods_code": NECS,
+        "name": "North of England Commissioning Support Unit",
+        "short_name": "NECS",
+        "kind": "csu",
+        "part_of": "NHS England",
+        "website": "https://www.necsu.nhs.uk/",
+        "dpo_name": "NECS Data Protection Officer",
+        "dpo_email": "dpo@necs.example.nhs.uk",
+        "ico_registration_number": "Z2950066",
+    },
+    {
+        "ods_code": OPTUM,
+        "name": "Optum Health Solutions UK",
+        "short_name": "Optum",
+        "kind": "commercial_processor",
+        "website": "https://www.optum.co.uk/",
+        "dpo_name": "Optum UK Data Protection Officer",
+        "dpo_email": "dpo@optum.example.co.uk",
+        "ico_registration_number": "ZA170707",
+    },
+    {
+        "ods_code": NHS_DIGITAL,
+        "name": "NHS Digital",
+        "kind": "national_body",
+        "website": "https://digital.nhs.uk/",
+    },
+    {
+        "ods_code": "E10000003",
+        "name": "Cambridgeshire County Council",
+        "short_name": "the Local Authority",
+        "kind": "local_authority",
+        "postcode": "CB3 0AP",
+    },
+    {"ods_code": "06H", "name": "NHS Cambridgeshire and Peterborough CCG", "kind": "ccg"},
+    {"ods_code": "15M", "name": "NHS Derby and Derbyshire CCG", "kind": "ccg"},
+    {
+        "ods_code": "15N",
+        "name": "NHS Devon Clinical Commissioning Group",
+        "short_name": "NHS Devon CCG",
+        "kind": "ccg",
+        "postcode": "EX2 5DW",
+        "dpo_name": "NHS Devon CCG Data Protection Officer",
+        "dpo_email": "dpo@devonccg.example.nhs.uk",
+    },
+    {
+        "ods_code": "03H",
+        "name": "North East Lincolnshire Clinical Commissioning Group",
+        "short_name": "NEL CCG",
+        "kind": "ccg",
+        "postcode": "DN31 1HU",
+        "dpo_name": "NEL CCG Data Protection Officer",
+        "dpo_email": "dpo@nelccg.example.nhs.uk",
+        "ico_registration_number": "Z3526425",
+    },
+    {
+        "ods_code": "U81901",
+        "name": "Grimsby and Cleethorpes Primary Care Network",
+        "short_name": "your local Primary Care Network",
+        "kind": "pcn",
+        "postcode": "DN32 9AA",
+    },
+]
+
+
+def _practice(ods: str, name: str, postcode: str) -> dict:
+    return {
+        "ods_code": ods,
+        "name": name,
+        "kind": "gp_practice",
+        "postcode": postcode,
+        "dpo_name": f"{name} Data Protection Officer",
+        "dpo_email": f"dpo.{ods.lower()}@practice.example.nhs.uk",
+    }
+
+
+PRACTICES: dict[str, list[dict]] = {
+    "cambridgeshire-peterborough": [
+        _practice("D81901", "Riverside Surgery", "CB1 2AB"),
+        _practice("D81902", "Fenland Medical Centre", "PE13 1AA"),
+        _practice("D81903", "Cathedral View Practice", "PE1 1XS"),
+    ],
+    "derby-derbyshire": [
+        _practice("C81901", "Peak View Surgery", "DE4 3AA"),
+        _practice("C81902", "Trent Valley Practice", "DE1 1AA"),
+    ],
+    "generic-20-week": [
+        _practice("P99901", "Meadow Lane Practice", "YO1 7HH"),
+        _practice("P99902", "Old Mill Health Centre", "YO10 3BP"),
+    ],
+    "devon": [
+        _practice("L83901", "Exe Estuary Surgery", "EX1 1AA"),
+        _practice("L83902", "Moorland Medical Practice", "TQ13 7AA"),
+        _practice("L83903", "Tamar Bridge Surgery", "PL1 2AA"),
+    ],
+    "north-east-lincolnshire": [
+        _practice("B81901", "Freshney Green Surgery", "DN34 4AA"),
+        _practice("B81902", "Cleethorpes Seafront Practice", "DN35 8AA"),
+    ],
+}
+
+_FIVE_PURPOSES = [
+    "improving the quality and standards of care provided",
+    "research into the development of new treatments",
+    "preventing illness and diseases",
+    "monitoring safety",
+    "planning services",
+]
+
+# Each programme: its fields, legal bases, how many weeks ago it started, and who takes part.
+# "PRACTICES" stands for every demo practice of the region.
+PROGRAMMES: list[dict] = [
+    {
+        "fields": {
+            "slug": "cambridgeshire-peterborough",
+            "name": "Cambridgeshire and Peterborough Population Health Management programme",
+            "region": "Cambridgeshire and Peterborough",
+            "length_weeks": 22,
+            "purposes": [
+                "Identifying groups of patients that could benefit from direct interventions"
+            ]
+            + _FIVE_PURPOSES,
+            "type1_opt_out_contact": "practice",
+        },
+        "legal_bases": ["UK-GDPR-6-1-e", "UK-GDPR-9-2-h"],
+        "started_weeks_ago": 6,
+        "participants": [
+            ("PRACTICES", "controller", ["provide_data", "re_identify"], "", True),
+            (NECS, "processor", ["pseudonymise"], "", True),
+            (
+                OPTUM,
+                "processor",
+                ["link", "combine", "analyse"],
+                "Contracted by NHS England.",
+                False,
+            ),
+            (
+                NHS_DIGITAL,
+                "data_provider",
+                ["provide_data"],
+                "NHS Digital already holds information about other health and care attendances.",
+                True,
+            ),
+            ("E10000003", "data_provider", ["provide_data"], "Social care data.", True),
+        ],
+    },
+    {
+        "fields": {
+            "slug": "derby-derbyshire",
+            "name": "Derby and Derbyshire Population Health Management pilot",
+            "region": "Derby and Derbyshire",
+            "partnership": "NHS Derby and Derbyshire CCG (a time-limited pilot across named practices)",
+            "length_weeks": 22,
+            "purposes": list(_FIVE_PURPOSES),
+            "type1_opt_out_contact": "practice",
+        },
+        "legal_bases": ["UK-GDPR-6-1-e", "UK-GDPR-9-2-h"],
+        "started_weeks_ago": 4,
+        "participants": [
+            ("PRACTICES", "controller", ["provide_data", "review", "re_identify"], "", True),
+            (NECS, "processor", ["link"], "", True),
+            (OPTUM, "sub_processor", ["support"], "Works in partnership with NECS.", False),
+        ],
+    },
+    {
+        "fields": {
+            "slug": "generic-20-week",
+            "name": "Population Health Management programme (20 weeks)",
+            "region": "Your area",
+            "length_weeks": 20,
+            "purposes": list(_FIVE_PURPOSES),
+            "type1_opt_out_contact": "practice",
+        },
+        "legal_bases": ["UK-GDPR-6-1-e", "UK-GDPR-9-2-h"],
+        "started_weeks_ago": 2,
+        "participants": [
+            ("PRACTICES", "controller", ["provide_data", "re_identify"], "", True),
+            (NECS, "processor", ["link", "review"], "", True),
+            (OPTUM, "sub_processor", ["support"], "Used by the Commissioning Support Unit.", False),
+        ],
+    },
+    {
+        "fields": {
+            "slug": "devon",
+            "name": "Devon Population Health Management project",
+            "region": "Devon",
+            "population": 1_200_000,
+            "length_weeks": None,
+            "purposes": list(_FIVE_PURPOSES),
+            "type1_opt_out_contact": "practice_dpo",
+        },
+        "legal_bases": ["UK-GDPR-6-1-e", "UK-GDPR-9-2-h"],
+        "started_weeks_ago": 8,
+        "participants": [
+            ("PRACTICES", "controller", ["provide_data", "review", "re_identify"], "", True),
+            (
+                "15N",
+                "processor",
+                ["link"],
+                "The NHS organisation responsible for planning, commissioning (or buying) and "
+                "developing healthcare services for the people who live in Devon.",
+                True,
+            ),
+        ],
+    },
+    {
+        "fields": {
+            "slug": "north-east-lincolnshire",
+            "name": "North East Lincolnshire Population Health Management project",
+            "region": "North East Lincolnshire",
+            "partnership": "Humber Coast and Vale Health and Care Partnership",
+            "length_weeks": 20,
+            "purposes": list(_FIVE_PURPOSES),
+            "overseas_transfer": "none",
+            "type1_opt_out_contact": "practice",
+        },
+        "legal_bases": ["UK-GDPR-6-1-e", "UK-GDPR-9-2-h"],
+        "started_weeks_ago": 10,
+        "participants": [
+            ("03H", "controller", [], "", True, "lead"),
+            ("U81901", "joint_controller", [], "", True),
+            (NECS, "processor", ["link"], "Destroys its data at the end of the 20 weeks.", True),
+            (
+                OPTUM,
+                "processor",
+                ["support"],
+                "Deletes its data at the end and certifies it.",
+                False,
+            ),
+            ("03H", "processor", [], "No identifiable data will be processed by the CCG.", False),
+            (NECS, "recipient", [], "", True),
+            (OPTUM, "recipient", [], "", False),
+            ("PRACTICES", "recipient", ["provide_data", "review", "re_identify"], "Your GP.", True),
+        ],
+    },
+]
+
+SLUGS = [p["fields"]["slug"] for p in PROGRAMMES]

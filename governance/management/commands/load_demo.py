@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from governance import demo, services
+from governance.models import Organisation, Participation, Programme, User
+from governance.permissions import bind
+
+
+class Command(BaseCommand):
+    help = "Load the five demo regions, their organisations and demo users (idempotent)."
+
+    def handle(self, *args, **options) -> None:
+        with transaction.atomic():
+            made = self._load()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo data ready: {made['organisations']} organisations, {made['programmes']} programmes "
+                f"and {made['users']} users added (the rest were there already). "
+                f"Demo users sign in with DEMO_PASSWORD."
+            )
+        )
+
+    def _load(self) -> dict[str, int]:
+        made = {"organisations": 0, "programmes": 0, "users": 0}
+        orgs: dict[str, Organisation] = {}
+        every = demo.ORGANISATIONS + [p for practices in demo.PRACTICES.values() for p in practices]
+        for data in every:
+            org = Organisation.objects.filter(ods_code=data["ods_code"]).first()
+            if org is None:
+                org = services.organisation_create(actor=None, data=data)
+                made["organisations"] += 1
+            orgs[org.ods_code] = org
+
+        today = timezone.localdate()
+        for spec in demo.PROGRAMMES:
+            slug = spec["fields"]["slug"]
+            programme = Programme.objects.filter(slug=slug).first()
+            if programme is not None:
+                continue
+            fields = dict(spec["fields"])
+            # Started some weeks ago, on a Monday, so the demo is always live.
+            start = today - dt.timedelta(weeks=spec["started_weeks_ago"])
+            fields["start_date"] = start - dt.timedelta(days=start.weekday())
+            programme = services.programme_create(
+                actor=None, data=fields, legal_basis_codes=spec["legal_bases"]
+            )
+            for entry in spec["participants"]:
+                ods, role, responsibilities, description, identifiable = entry[:5]
+                lead = len(entry) > 5 and entry[5] == "lead"
+                targets = demo.PRACTICES[slug] if ods == "PRACTICES" else [{"ods_code": ods}]
+                for i, target in enumerate(targets):
+                    services.participation_add(
+                        actor=None,
+                        programme=programme,
+                        organisation=orgs[target["ods_code"]],
+                        role=role,
+                        responsibilities=responsibilities,
+                        description=description,
+                        processes_identifiable_data=identifiable,
+                        is_lead=lead or (ods == "PRACTICES" and role == "controller" and i == 0),
+                    )
+            services.programme_go_live(actor=None, programme=programme)
+            made["programmes"] += 1
+
+        people = [
+            ("csu-admin", "Casey", "Admin", User.Role.CSU_ADMIN, [demo.NECS]),
+            ("csu-admin-2", "Sam", "Second", User.Role.CSU_ADMIN, [demo.NECS]),
+            ("auditor", "Alex", "Auditor", User.Role.AUDITOR, []),
+        ]
+        for slug in demo.SLUGS:
+            lead = Participation.objects.get(programme__slug=slug, is_lead=True).organisation
+            people.append((f"dpo-{slug}", "DPO", slug, User.Role.DPO, [lead.ods_code]))
+            first_practice = demo.PRACTICES[slug][0]["ods_code"]
+            people.append(
+                (
+                    f"pm-{slug}",
+                    "Practice manager",
+                    slug,
+                    User.Role.PRACTICE_MANAGER,
+                    [first_practice],
+                )
+            )
+        for username, first, last, role, ods_codes in people:
+            user = User.objects.filter(username=username).first()
+            if user is None:
+                user = services.user_create(
+                    actor=None,
+                    username=username,
+                    email=f"{username}@example.nhs.uk",
+                    role=role,
+                    organisations=[orgs[o] for o in ods_codes],
+                    first_name=first,
+                    last_name=last,
+                    password=settings.DEMO_PASSWORD,
+                )
+                made["users"] += 1
+            else:
+                for o in ods_codes:
+                    bind(user, orgs[o])
+                user.set_password(settings.DEMO_PASSWORD)
+                user.save(update_fields=["password"])
+        return made

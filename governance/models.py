@@ -1,0 +1,274 @@
+"""Who takes part in a PHM programme, in what role, on what legal basis; and the people."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib.auth.models import AbstractUser
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+
+ods_code_validator = RegexValidator(
+    r"^[A-Z0-9]{3,9}$", "An ODS code has 3 to 9 capital letters and digits, e.g. A81001 or 15N."
+)
+
+
+class User(AbstractUser):
+    """A person who signs in; django-guardian binds them to their organisations."""
+
+    class Role(models.TextChoices):
+        PRACTICE_MANAGER = "practice_manager", "Practice manager"
+        DPO = "dpo", "Data Protection Officer"
+        CSU_ADMIN = "csu_admin", "CSU admin"
+        AUDITOR = "auditor", "Auditor"
+
+    role = models.CharField(max_length=20, choices=Role.choices)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(role__in=["practice_manager", "dpo", "csu_admin", "auditor"]),
+                name="user_role_known",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_full_name() or self.username} ({self.get_role_display()})"
+
+    def can(self, capability: str) -> bool:
+        """Return whether the person's role allows the capability (see permissions.py)."""
+        from governance.permissions import ROLE_CAPABILITIES
+
+        return self.is_active and capability in ROLE_CAPABILITIES.get(self.role, ())
+
+
+class Organisation(models.Model):
+    class Kind(models.TextChoices):
+        GP_PRACTICE = "gp_practice", "GP practice"
+        PCN = "pcn", "Primary care network"
+        CCG = "ccg", "Clinical commissioning group / integrated care board"
+        CSU = "csu", "Commissioning support unit"
+        NHS_TRUST = "nhs_trust", "NHS trust"
+        COMMUNITY_PROVIDER = "community_provider", "Community provider"
+        LOCAL_AUTHORITY = "local_authority", "Local authority"
+        NATIONAL_BODY = "national_body", "National body"
+        COMMERCIAL_PROCESSOR = "commercial_processor", "Commercial processor"
+
+    ods_code = models.CharField(
+        "ODS code", max_length=9, unique=True, validators=[ods_code_validator]
+    )
+    name = models.CharField(max_length=200)
+    short_name = models.CharField(
+        max_length=40, blank=True, help_text="How notices name it after first use, e.g. NECS."
+    )
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    part_of = models.CharField(max_length=200, blank=True, help_text="e.g. NHS England")
+    postcode = models.CharField(max_length=8, blank=True)
+    website = models.URLField(blank=True)
+    dpo_name = models.CharField("DPO name", max_length=200, blank=True)
+    dpo_email = models.EmailField("DPO email", blank=True)
+    ico_registration_number = models.CharField(
+        "ICO registration number",
+        max_length=12,
+        blank=True,
+        validators=[
+            RegexValidator(r"^Z[A-Z0-9]{6,9}$", "An ICO registration number looks like ZA123456.")
+        ],
+    )
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("act_for_organisation", "Can act for the organisation")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ods_code__regex=r"^[A-Z0-9]{3,9}$"),
+                name="organisation_ods_format",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.ods_code})"
+
+    @property
+    def postcode_district(self) -> str:
+        return self.postcode.split(" ")[0] if self.postcode else ""
+
+    @property
+    def display_name(self) -> str:
+        return self.short_name or self.name
+
+
+class LegalBasis(models.Model):
+    """An entry of the catalogue of lawful bases and conditions (seeded by a migration)."""
+
+    class Regime(models.TextChoices):
+        UK_GDPR_6 = "uk_gdpr_6", "UK GDPR Article 6 (lawful basis)"
+        UK_GDPR_9 = "uk_gdpr_9", "UK GDPR Article 9 (special category condition)"
+        CLDC = "cldc", "Common law duty of confidentiality"
+        DPA_2018_SCH1 = "dpa2018_sch1", "Data Protection Act 2018 Schedule 1"
+        COPI = "copi", "Control of Patient Information Regulations 2002"
+
+    code = models.SlugField(max_length=40, unique=True)
+    regime = models.CharField(max_length=20, choices=Regime.choices)
+    article = models.CharField(max_length=40)
+    title = models.CharField(max_length=200)
+    text = models.TextField(help_text="The official wording.")
+
+    class Meta:
+        ordering = ["regime", "code"]
+        verbose_name_plural = "legal bases"
+
+    def __str__(self) -> str:
+        return f"{self.get_regime_display()} {self.article}"
+
+
+class Programme(models.Model):
+    """The PHM programme of one region or partnership."""
+
+    class Status(models.TextChoices):
+        PLANNED = "planned", "Planned"
+        LIVE = "live", "Live"
+        ENDED = "ended", "Ended"
+        DESTROYED = "destroyed", "Data destroyed"
+
+    class OverseasTransfer(models.TextChoices):
+        NOT_RECORDED = "not_recorded", "Not yet recorded"
+        NONE = "none", "No transfer outside the UK"
+        ADEQUACY = "adequacy", "To a country with UK adequacy regulations"
+        IDTA = "idta", "Under the ICO's International Data Transfer Agreement"
+        ADDENDUM = "addendum", "Under EU standard contractual clauses with the UK addendum"
+
+    class Type1Contact(models.TextChoices):
+        PRACTICE = "practice", "The patient's GP practice"
+        PRACTICE_DPO = "practice_dpo", "The practice's Data Protection Officer"
+
+    slug = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=200)
+    region = models.CharField(max_length=200)
+    partnership = models.CharField(max_length=200, blank=True)
+    population = models.PositiveIntegerField(
+        null=True, blank=True, help_text="People who live in the area, where the notice says."
+    )
+    start_date = models.DateField(null=True, blank=True)
+    length_weeks = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(520)],
+        help_text="Blank where the programme has not stated its length.",
+    )
+    # Derived from start_date and length_weeks by the services; stored so that
+    # "which programmes have ended?" is one indexed query.
+    end_date = models.DateField(null=True, blank=True, editable=False)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PLANNED)
+    purposes = models.JSONField(default=list, blank=True)
+    legal_bases = models.ManyToManyField(LegalBasis, blank=True, related_name="programmes")
+    overseas_transfer = models.CharField(
+        max_length=20, choices=OverseasTransfer.choices, default=OverseasTransfer.NOT_RECORDED
+    )
+    overseas_transfer_detail = models.TextField(blank=True)
+    type1_opt_out_applies = models.BooleanField(default=True)
+    type1_opt_out_contact = models.CharField(
+        max_length=20, choices=Type1Contact.choices, default=Type1Contact.PRACTICE
+    )
+    national_opt_out_applies = models.BooleanField(default=True)
+    national_opt_out_exemption = models.TextField(
+        blank=True, help_text="Why the national data opt-out does not apply, where it does not."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [
+            # programmes_mark_ended: live programmes whose end date has passed
+            models.Index(fields=["status", "end_date"], name="programme_status_end"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(national_opt_out_applies=True)
+                | ~models.Q(national_opt_out_exemption=""),
+                name="programme_exemption_when_no_national_opt_out",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["planned", "live", "ended", "destroyed"]),
+                name="programme_status_known",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @staticmethod
+    def compute_end_date(start: dt.date | None, weeks: int | None) -> dt.date | None:
+        """Return the day the programme ends: its start plus its length, when both are known."""
+        if start is None or weeks is None:
+            return None
+        return start + dt.timedelta(weeks=weeks)
+
+
+class Participation(models.Model):
+    """The role an organisation plays in a programme, and what it does there."""
+
+    class Role(models.TextChoices):
+        CONTROLLER = "controller", "Controller"
+        JOINT_CONTROLLER = "joint_controller", "Joint controller"
+        PROCESSOR = "processor", "Processor"
+        SUB_PROCESSOR = "sub_processor", "Sub-processor"
+        DATA_PROVIDER = "data_provider", "Data provider"
+        RECIPIENT = "recipient", "Recipient"
+
+    class Responsibility(models.TextChoices):
+        PROVIDE_DATA = "provide_data", "send the information they hold"
+        PSEUDONYMISE = "pseudonymise", "de-identify (pseudonymise) the data"
+        LINK = "link", "link the information together"
+        COMBINE = "combine", "combine the data"
+        ANALYSE = "analyse", "analyse the data"
+        SUPPORT = "support", "help with this work"
+        REVIEW = "review", "review the information and decide who might need additional support"
+        RE_IDENTIFY = "re_identify", "use the code to identify patients and offer them services"
+        COMMISSION = "commission", "support and oversee the programme"
+
+    CONTROLLER_ROLES = (Role.CONTROLLER, Role.JOINT_CONTROLLER)
+    PROCESSOR_ROLES = (Role.PROCESSOR, Role.SUB_PROCESSOR)
+
+    programme = models.ForeignKey(
+        Programme, on_delete=models.CASCADE, related_name="participations"
+    )
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="participations"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices)
+    responsibilities = models.JSONField(default=list, blank=True)
+    description = models.TextField(
+        blank=True, help_text="More about its part, e.g. 'contracted by NHS England'."
+    )
+    processes_identifiable_data = models.BooleanField(default=True)
+    is_lead = models.BooleanField(
+        default=False, help_text="The lead controller, whose DPO answers for the programme."
+    )
+
+    class Meta:
+        ordering = ["programme", "role", "organisation__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["programme", "organisation", "role"], name="participation_unique_role"
+            ),
+            models.UniqueConstraint(
+                fields=["programme"],
+                condition=models.Q(is_lead=True),
+                name="participation_one_lead",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(is_lead=False)
+                | models.Q(role__in=["controller", "joint_controller"]),
+                name="participation_lead_is_controller",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organisation.name}: {self.get_role_display()} in {self.programme}"
+
+    @property
+    def responsibility_labels(self) -> list[str]:
+        labels = dict(self.Responsibility.choices)
+        return [labels.get(r, r) for r in self.responsibilities]

@@ -1,0 +1,143 @@
+"""The governance pages: home per role, organisations, programmes, people."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db import connection
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from governance import permissions as perms
+from governance import selectors, services
+from governance.forms import UserCreateForm
+from governance.models import Organisation, Programme, User
+from phm_portal.errors import DomainError
+from phm_portal.forms import add_service_error
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    organisations = perms.organisations_of(user).order_by("name")
+    programmes = perms.programmes_of(user).order_by("name")
+    return render(
+        request,
+        "governance/home.html",
+        {
+            "organisations": organisations,
+            "programmes": programmes,
+            "capabilities": [(c, perms.CAPABILITY_LABELS[c]) for c in perms.capabilities_of(user)],
+        },
+    )
+
+
+@login_required
+def organisation_list(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "")
+    kind = request.GET.get("kind", "")
+    qs = selectors.organisation_search(query)
+    if kind in Organisation.Kind.values:
+        qs = qs.filter(kind=kind)
+    page = Paginator(qs, 25).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "governance/organisation_list.html",
+        {"page": page, "query": query, "kind": kind, "kinds": Organisation.Kind.choices},
+    )
+
+
+@login_required
+def organisation_detail(request: HttpRequest, ods_code: str) -> HttpResponse:
+    organisation = Organisation.objects.filter(ods_code=ods_code.upper()).first()
+    if organisation is None:
+        raise Http404("No such organisation.")
+    participations = organisation.participations.select_related("programme").order_by(
+        "programme__name"
+    )
+    members = None
+    if request.user.can("manage_users"):
+        members = User.objects.filter(
+            userobjectpermission__object_pk=str(organisation.pk),
+            userobjectpermission__permission__codename="act_for_organisation",
+        ).order_by("username")
+    return render(
+        request,
+        "governance/organisation_detail.html",
+        {"organisation": organisation, "participations": participations, "members": members},
+    )
+
+
+@login_required
+def programme_list(request: HttpRequest) -> HttpResponse:
+    status = request.GET.get("status", "")
+    qs = Programme.objects.order_by("name")
+    if status in Programme.Status.values:
+        qs = qs.filter(status=status)
+    mine = set(perms.programmes_of(request.user).values_list("pk", flat=True))
+    return render(
+        request,
+        "governance/programme_list.html",
+        {"programmes": qs, "mine": mine, "status": status, "statuses": Programme.Status.choices},
+    )
+
+
+@login_required
+def programme_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    programme = selectors.programme_with_participants(slug)
+    if programme is None:
+        raise Http404("No such programme.")
+    return render(
+        request,
+        "governance/programme_detail.html",
+        {"programme": programme, "by_role": selectors.participants_by_role(programme)},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def user_list(request: HttpRequest) -> HttpResponse:
+    perms.require(request.user, "manage_users")
+    form = UserCreateForm(request.POST or None)
+    new_link = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            user = services.user_create(
+                actor=request.user,
+                username=data["username"],
+                email=data["email"],
+                role=data["role"],
+                organisations=data["organisations"],
+                first_name=data["first_name"],
+                last_name=data["last_name"],
+            )
+        except (DomainError, ValidationError) as exc:
+            add_service_error(form, exc)
+        else:
+            new_link = request.build_absolute_uri(services.set_password_path(user))
+            messages.success(
+                request, f"{user.username} was added. Give them the set-password link below, once."
+            )
+            form = UserCreateForm()
+    users = Paginator(User.objects.order_by("username"), 50).get_page(request.GET.get("page"))
+    return render(
+        request, "governance/user_list.html", {"form": form, "users": users, "new_link": new_link}
+    )
+
+
+def health(request: HttpRequest) -> HttpResponse:
+    """Answer 200 when the database answers, 503 otherwise (for load balancers)."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:
+        return JsonResponse({"database": "unreachable"}, status=503)
+    return JsonResponse({"database": "ok"})
+
+
+def redirect_home(request: HttpRequest) -> HttpResponse:
+    return redirect("home")

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from governance import api as governance_api
+from governance import views as governance_views
+from phm_portal import api as portal_api
+from phm_portal import views as portal_views
+
+router = DefaultRouter()
+router.register("organisations", governance_api.OrganisationViewSet, basename="api-organisation")
+router.register("legal-bases", governance_api.LegalBasisViewSet, basename="api-legal-basis")
+router.register("programmes", governance_api.ProgrammeViewSet, basename="api-programme")
+router.register(
+    r"programmes/(?P<programme_slug>[-a-z0-9]+)/participants",
+    governance_api.ParticipantViewSet,
+    basename="api-participant",
+)
+router.register("users", governance_api.UserViewSet, basename="api-user")
+
+api_v1 = [
+    path("auth/token/", governance_api.ObtainToken.as_view(), name="api-token"),
+    path("me/", governance_api.MeView.as_view(), name="api-me"),
+    path("audit/", portal_api.AuditEventList.as_view(), name="api-audit"),
+    path("audit/verify/", portal_api.AuditVerify.as_view(), name="api-audit-verify"),
+    path("", include(router.urls)),
+]
+
+urlpatterns = [
+    path("", governance_views.home, name="home"),
+    path("health/", governance_views.health, name="health"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path(
+        "accounts/password/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
+    path(
+        "accounts/set-password/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(post_reset_login=False),
+        name="password_reset_confirm",
+    ),
+    path(
+        "accounts/set-password/done/",
+        auth_views.PasswordResetCompleteView.as_view(),
+        name="password_reset_complete",
+    ),
+    path("organisations/", governance_views.organisation_list, name="organisation-list"),
+    path(
+        "organisations/<str:ods_code>/",
+        governance_views.organisation_detail,
+        name="organisation-detail",
+    ),
+    path("programmes/", governance_views.programme_list, name="programme-list"),
+    path("programmes/<slug:slug>/", governance_views.programme_detail, name="programme-detail"),
+    path("people/", governance_views.user_list, name="user-list"),
+    path("audit/", portal_views.audit_list, name="audit-list"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+handler403 = "phm_portal.errorviews.forbidden"
+handler404 = "phm_portal.errorviews.not_found"
+handler500 = "phm_portal.errorviews.server_error"

@@ -1,0 +1,127 @@
+"""Fixtures every test folder shares: the owner / colleague / outsider pattern.
+
+alice manages practice A, bob is her colleague at practice A, charlie manages
+practice B and must never see or change anything of practice A.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from rest_framework.test import APIClient
+
+from governance.models import Participation, User
+from tests.factories import (
+    OrganisationFactory,
+    ParticipationFactory,
+    PracticeFactory,
+    ProgrammeFactory,
+    UserFactory,
+)
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture
+def practice_a(db):
+    return PracticeFactory(ods_code="A81001", name="Practice A Surgery", postcode="TS1 1AA")
+
+
+@pytest.fixture
+def practice_b(db):
+    return PracticeFactory(ods_code="B82002", name="Practice B Surgery", postcode="LS2 9JT")
+
+
+@pytest.fixture
+def csu(db):
+    return OrganisationFactory(ods_code="0AR", name="North of England Commissioning Support Unit")
+
+
+@pytest.fixture
+def programme(practice_a, practice_b, csu):
+    programme = ProgrammeFactory(slug="testshire", name="Testshire PHM")
+    ParticipationFactory(
+        programme=programme,
+        organisation=practice_a,
+        role=Participation.Role.CONTROLLER,
+        is_lead=True,
+    )
+    ParticipationFactory(
+        programme=programme, organisation=practice_b, role=Participation.Role.CONTROLLER
+    )
+    ParticipationFactory(programme=programme, organisation=csu, role=Participation.Role.PROCESSOR)
+    return programme
+
+
+@pytest.fixture
+def alice(practice_a):
+    return UserFactory(
+        username="alice", role=User.Role.PRACTICE_MANAGER, organisations=[practice_a]
+    )
+
+
+@pytest.fixture
+def bob(practice_a):
+    return UserFactory(username="bob", role=User.Role.PRACTICE_MANAGER, organisations=[practice_a])
+
+
+@pytest.fixture
+def charlie(practice_b):
+    return UserFactory(
+        username="charlie", role=User.Role.PRACTICE_MANAGER, organisations=[practice_b]
+    )
+
+
+@pytest.fixture
+def dpo_a(practice_a):
+    return UserFactory(username="dpo-a", role=User.Role.DPO, organisations=[practice_a])
+
+
+@pytest.fixture
+def admin(csu):
+    return UserFactory(username="csu-admin", role=User.Role.CSU_ADMIN, organisations=[csu])
+
+
+@pytest.fixture
+def admin2(csu):
+    return UserFactory(username="csu-admin-2", role=User.Role.CSU_ADMIN, organisations=[csu])
+
+
+@pytest.fixture
+def auditor(db):
+    return UserFactory(username="auditor", role=User.Role.AUDITOR)
+
+
+@pytest.fixture
+def api():
+    """Return a function giving an API client signed in as the user (or anonymous)."""
+
+    def make(user: User | None = None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.force_authenticate(user)
+        return client
+
+    return make
+
+
+def _integration_skip_reason() -> str | None:
+    database_url = os.environ.get("DATABASE_URL", "")
+    broker_url = os.environ.get("CELERY_BROKER_URL", "")
+    if not database_url.startswith(("postgres://", "postgresql://")):
+        return "integration: set DATABASE_URL to a PostgreSQL server (e.g. postgres://postgres@127.0.0.1:5432/test)"
+    if not broker_url.startswith("redis://"):
+        return (
+            "integration: set CELERY_BROKER_URL to a Redis server (e.g. redis://127.0.0.1:6379/0)"
+        )
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    reason = _integration_skip_reason()
+    if reason is None:
+        return
+    for item in items:
+        if "integration" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=reason))

@@ -1,0 +1,68 @@
+"""factory_boy factories for the domain; synthetic data only."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import factory
+
+from governance.models import Organisation, Participation, Programme, User
+from governance.permissions import bind
+
+
+class OrganisationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Organisation
+        django_get_or_create = ("ods_code",)
+
+    ods_code = factory.Sequence(lambda n: f"Z{n:05d}")
+    name = factory.Sequence(lambda n: f"Test Organisation {n}")
+    kind = Organisation.Kind.CSU
+
+
+class PracticeFactory(OrganisationFactory):
+    ods_code = factory.Sequence(lambda n: f"Y{n:05d}")
+    name = factory.Sequence(lambda n: f"Test Surgery {n}")
+    kind = Organisation.Kind.GP_PRACTICE
+    postcode = "AB1 2CD"
+
+
+class ProgrammeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Programme
+
+    slug = factory.Sequence(lambda n: f"programme-{n}")
+    name = factory.Sequence(lambda n: f"Test Programme {n}")
+    region = "Testshire"
+    start_date = dt.date(2026, 9, 7)
+    length_weeks = 20
+    end_date = factory.LazyAttribute(
+        lambda o: Programme.compute_end_date(o.start_date, o.length_weeks)
+    )
+    status = Programme.Status.LIVE
+    purposes = ["planning services"]
+
+
+class ParticipationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Participation
+
+    programme = factory.SubFactory(ProgrammeFactory)
+    organisation = factory.SubFactory(OrganisationFactory)
+    role = Participation.Role.CONTROLLER
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user-{n}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@example.nhs.uk")
+    role = User.Role.PRACTICE_MANAGER
+    password = factory.django.Password("correct-horse-battery")
+
+    @factory.post_generation
+    def organisations(self, create, extracted, **kwargs):
+        for organisation in extracted or []:
+            bind(self, organisation)

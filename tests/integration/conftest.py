@@ -1,0 +1,81 @@
+"""Real Celery worker processes for the integration tests, on the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_database_url() -> str:
+    """Return the URL of the database this test run uses (pytest-django's test_ copy)."""
+    s = connection.settings_dict
+    auth = quote(s["USER"] or "")
+    if s.get("PASSWORD"):
+        auth += ":" + quote(s["PASSWORD"])
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+class Workers:
+    """Start `celery worker` processes on a queue of their own; stop them at the end."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.queue = f"test-{uuid.uuid4().hex[:12]}"
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self, name: str = "w1") -> subprocess.Popen:
+        env = {**os.environ, "DATABASE_URL": test_database_url()}
+        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        process = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "phm_portal", "worker",
+                "--pool=solo", "--loglevel=INFO", "-Q", self.queue, "-n", f"{name}-{self.queue}@%h",
+                "--without-gossip", "--without-mingle", "--without-heartbeat",
+            ],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.processes.append(process)
+        return process
+
+    def log(self, name: str = "w1") -> str:
+        return (self.log_dir / f"{name}.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def workers(transactional_db, tmp_path) -> Iterator[Workers]:
+    pool = Workers(tmp_path)
+    yield pool
+    pool.stop()
+
+
+def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2, what: str = "condition"):
+    """Poll until predicate() is truthy; fail saying what did not happen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

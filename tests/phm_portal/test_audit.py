@@ -1,0 +1,97 @@
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+
+from phm_portal.audit import audit_log, audit_verify
+from phm_portal.models import AuditEvent
+
+
+@pytest.fixture
+def three_events(db, practice_a):
+    for action in ("one.done", "two.done", "three.done"):
+        audit_log(actor="tester", action=action, obj=practice_a, details={"n": action})
+
+
+def test_each_event_links_to_the_one_before(three_events):
+    events = list(AuditEvent.objects.order_by("seq"))
+    assert [e.seq for e in events] == [1, 2, 3]
+    assert events[0].prev_hash == "0" * 64
+    assert events[1].prev_hash == events[0].hash
+    assert events[2].prev_hash == events[1].hash
+    assert events[0].object_id == "A81001"
+    assert audit_verify().valid
+
+
+def test_a_changed_event_is_reported_at_its_sequence_number(three_events):
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE phm_portal_auditevent SET actor = 'mallory' WHERE seq = 2")
+    report = audit_verify()
+    assert not report.valid
+    assert report.first_bad_seq == 2
+
+
+def test_a_deleted_event_is_reported(three_events):
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM phm_portal_auditevent WHERE seq = 2")
+    report = audit_verify()
+    assert (report.valid, report.first_bad_seq) == (False, 2)
+
+
+def test_removing_the_newest_events_is_reported(three_events):
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM phm_portal_auditevent WHERE seq = 3")
+    report = audit_verify()
+    assert (report.valid, report.first_bad_seq) == (False, 3)
+
+
+def test_verify_audit_command_says_valid(three_events, capsys):
+    call_command("verify_audit")
+    assert "Audit chain valid: 3 events" in capsys.readouterr().out
+
+
+def test_verify_audit_command_fails_naming_the_first_broken_link(three_events):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'UPDATE phm_portal_auditevent SET details = \'{"n": "forged"}\' WHERE seq = 1'
+        )
+    with pytest.raises(CommandError, match="BROKEN at event 1"):
+        call_command("verify_audit")
+
+
+@pytest.mark.parametrize("who", ["auditor", "admin"])
+def test_auditors_and_csu_admins_read_the_log(api, three_events, who, request):
+    response = api(request.getfixturevalue(who)).get("/api/v1/audit/?action=two.done")
+    assert response.status_code == 200
+    assert [e["action"] for e in response.json()["results"]] == ["two.done"]
+    assert response.json()["results"][0]["object"] == "governance.organisation:A81001"
+
+
+@pytest.mark.parametrize("who", ["alice", "dpo_a"])
+def test_others_cannot_read_the_log(api, three_events, who, request):
+    assert api(request.getfixturevalue(who)).get("/api/v1/audit/").status_code == 403
+    assert api(request.getfixturevalue(who)).get("/api/v1/audit/verify/").status_code == 403
+
+
+def test_anonymous_cannot_read_the_log(api, three_events):
+    assert api().get("/api/v1/audit/").status_code == 401
+
+
+def test_audit_verify_endpoint_reports_the_break(api, auditor, three_events):
+    assert api(auditor).get("/api/v1/audit/verify/").json() == {
+        "valid": True,
+        "events": 3,
+        "first_bad_seq": None,
+        "reason": "",
+    }
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE phm_portal_auditevent SET action = 'x' WHERE seq = 3")
+    body = api(auditor).get("/api/v1/audit/verify/").json()
+    assert (body["valid"], body["first_bad_seq"]) == (False, 3)
+
+
+def test_audit_page_verifies_the_chain(client, auditor, three_events):
+    client.force_login(auditor)
+    page = client.get("/audit/?verify=1").content.decode()
+    assert "The chain is intact" in page
+    assert "three.done" in page

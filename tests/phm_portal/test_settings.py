@@ -1,0 +1,87 @@
+"""The settings module read from the environment, run as a separate process."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_manage(tmp_path, env_overrides: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"PHM_DEMO", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS"}
+    }
+    env.update(
+        {"PHM_VAR_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    )
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+PRODUCTION = {
+    "DEBUG": "0",
+    "SECRET_KEY": "x7Gq2vR9pLm4Tz8Wc1Kd6Yh3Nb5Fs0Ju-ZeQaXo_MiVrPtLyHgDkBnCsEwUfAj",
+    "ALLOWED_HOSTS": "portal.example.nhs.uk",
+}
+
+
+def test_production_settings_pass_the_deployment_checks(tmp_path):
+    result = run_manage(tmp_path, PRODUCTION, "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "no issues" in result.stdout
+
+
+def test_a_missing_secret_in_production_stops_start_up_with_a_clear_message(tmp_path):
+    env = {**PRODUCTION}
+    del env["SECRET_KEY"]
+    result = run_manage(tmp_path, env, "check")
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_the_secret_can_come_from_a_file(tmp_path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(PRODUCTION["SECRET_KEY"] + "\n")
+    env = {**PRODUCTION, "SECRET_KEY_FILE": str(secret_file)}
+    del env["SECRET_KEY"]
+    result = run_manage(tmp_path, env, "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stderr
+
+
+def test_production_without_allowed_hosts_is_refused(tmp_path):
+    env = {**PRODUCTION}
+    del env["ALLOWED_HOSTS"]
+    result = run_manage(tmp_path, env, "check")
+    assert result.returncode != 0
+    assert "ALLOWED_HOSTS is not set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [("DEBUG", "maybe", "DEBUG must be one of"), ("DATABASE_URL", "nonsense://x", "DATABASE_URL")],
+)
+def test_a_bad_value_is_named(tmp_path, name, value, message):
+    result = run_manage(tmp_path, {**PRODUCTION, name: value}, "check")
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_the_demo_makes_its_own_secret_once_under_the_var_dir(tmp_path):
+    first = run_manage(tmp_path, {"PHM_DEMO": "1"}, "check")
+    assert first.returncode == 0, first.stderr
+    key = (tmp_path / "demo_secret_key").read_text()
+    assert len(key) >= 50
+    run_manage(tmp_path, {"PHM_DEMO": "1"}, "check")
+    assert (tmp_path / "demo_secret_key").read_text() == key
