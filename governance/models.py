@@ -272,3 +272,92 @@ class Participation(models.Model):
     def responsibility_labels(self) -> list[str]:
         labels = dict(self.Responsibility.choices)
         return [labels.get(r, r) for r in self.responsibilities]
+
+
+class DataFlow(models.Model):
+    """Permission for one organisation to send one kind of data to another in a programme.
+
+    No data moves on a flow that is not approved. State changes happen only in
+    governance.services (data_flow_submit / approve / reject / suspend / close).
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        SUBMITTED = "submitted", "Awaiting decision"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        SUSPENDED = "suspended", "Suspended"
+        CLOSED = "closed", "Closed"
+
+    class Category(models.TextChoices):
+        GP = "gp", "GP records"
+        HOSPITAL = "hospital", "Hospital records"
+        COMMUNITY = "community", "Community services records"
+        MENTAL_HEALTH = "mental_health", "Mental health records"
+        SOCIAL_CARE = "social_care", "Social care records"
+        NATIONAL = "national", "National data sets"
+
+    class Identifiability(models.TextChoices):
+        IDENTIFIABLE = "identifiable", "Identifiable"
+        PSEUDONYMISED = "pseudonymised", "Pseudonymised"
+        ANONYMISED = "anonymised", "Anonymised"
+
+    programme = models.ForeignKey(Programme, on_delete=models.PROTECT, related_name="data_flows")
+    source = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="flows_out")
+    destination = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="flows_in")
+    data_categories = models.JSONField(default=list)
+    identifiability = models.CharField(max_length=20, choices=Identifiability.choices)
+    legal_bases = models.ManyToManyField(LegalBasis, blank=True, related_name="data_flows")
+    purpose = models.TextField(blank=True)
+    dpia_reference = models.CharField("DPIA reference", max_length=100, blank=True)
+    dsa_reference = models.CharField("data sharing agreement reference", max_length=100, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.DRAFT)
+    created_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    submitted_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["programme", "source__name", "destination__name"]
+        indexes = [
+            # GET /api/v1/data-flows/?programme=..&status=..: the admins' queue and filters
+            models.Index(fields=["programme", "status"], name="dataflow_programme_status"),
+            # the queue of flows awaiting decision across programmes
+            models.Index(fields=["status", "submitted_at"], name="dataflow_status_submitted"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~models.Q(source=models.F("destination")), name="dataflow_not_to_itself"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    status__in=["draft", "submitted", "approved", "rejected", "suspended", "closed"]
+                ),
+                name="dataflow_status_known",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    identifiability__in=["identifiable", "pseudonymised", "anonymised"]
+                ),
+                name="dataflow_identifiability_known",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.source.display_name} → {self.destination.display_name} ({self.programme.slug})"
+        )
+
+    @property
+    def is_approved(self) -> bool:
+        return self.status == self.Status.APPROVED
