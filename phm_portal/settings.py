@@ -149,6 +149,27 @@ SESSION_SAVE_EVERY_REQUEST = True  # the age above counts from the last request:
 
 DEMO_PASSWORD = env_secret("DEMO_PASSWORD") or "phm-demo-2026"
 
+# --- Cache (rate limits, cached public pages) ---------------------------------
+# Shared by every process of one machine (file-based) unless CACHE_URL names Redis,
+# which workers and web servers on several machines then share.
+_cache_url = env_str("CACHE_URL")
+if _cache_url:
+    if not _cache_url.startswith(("redis://", "rediss://")):
+        raise ImproperlyConfigured(f"CACHE_URL must be a redis:// URL; got {_cache_url!r}")
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": _cache_url,
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+
 # --- Internationalisation -----------------------------------------------------
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "Europe/London"

@@ -23,6 +23,16 @@ from tests.factories import (
 PASSWORD = "correct-horse-battery"
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Start every test with an empty cache: rate limits and cached pages do not leak."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def practice_a(db):
     return PracticeFactory(ods_code="A81001", name="Practice A Surgery", postcode="TS1 1AA")

@@ -14,7 +14,8 @@ def run_manage(tmp_path, env_overrides: dict[str, str], *args: str) -> subproces
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in {"PHM_DEMO", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS"}
+        if k
+        not in {"PHM_DEMO", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE"}
     }
     env.update(
         {"PHM_VAR_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
+import importlib.util
 
+from django.apps import apps
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -18,6 +21,16 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         with transaction.atomic():
             made = self._load()
+        # Each later app adds its own demo data in `<app>/demo.py: load(stdout)`, in
+        # INSTALLED_APPS order; found by name so governance never imports them.
+        for config in apps.get_app_configs():
+            if config.name in ("governance", "phm_portal") or "." in config.name:
+                continue
+            module_name = f"{config.name}.demo"
+            if importlib.util.find_spec(module_name) is None:
+                continue
+            with transaction.atomic():
+                importlib.import_module(module_name).load(stdout=self.stdout)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: {made['organisations']} organisations, {made['programmes']} programmes "
