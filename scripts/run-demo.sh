@@ -12,4 +12,4 @@ stop() {
 trap stop EXIT
 
 echo "Portal on http://127.0.0.1:8000 (Ctrl-C stops the server and the worker)"
-python manage.py runserver 127.0.0.1:8000
+python manage.py runserver --noreload 127.0.0.1:8000
