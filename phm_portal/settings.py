@@ -7,6 +7,7 @@ the filesystem Celery broker, DEBUG on and a secret generated once under var/.
 
 from __future__ import annotations
 
+import base64
 import secrets
 from pathlib import Path
 
@@ -43,6 +44,37 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 
+
+def _binary_key(name: str) -> bytes:
+    """Return a 32-byte key given base64 in NAME (or NAME_FILE); the demo makes its own once."""
+    raw = env_secret(name)
+    if raw is None:
+        if not DEMO_MODE:
+            raise ImproperlyConfigured(
+                f"{name} is not set. Set it (or {name}_FILE) to 32 random bytes in base64, e.g. "
+                "the output of: python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'"
+            )
+        key_file = VAR_DIR / f"demo_{name.lower()}"
+        if not key_file.exists():
+            key_file.write_text(
+                base64.b64encode(secrets.token_bytes(32)).decode(), encoding="utf-8"
+            )
+            key_file.chmod(0o600)
+        raw = key_file.read_text(encoding="utf-8").strip()
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} is not valid base64.") from None
+    if len(key) != 32:
+        raise ImproperlyConfigured(
+            f"{name} must be 32 bytes (base64 of 32 random bytes); got {len(key)}."
+        )
+    return key
+
+
+# Wraps every file's data key and every programme's pseudonymisation key.
+KEY_ENCRYPTION_KEY = _binary_key("PHM_KEY_ENCRYPTION_KEY")
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 if not DEBUG and not ALLOWED_HOSTS:
     raise ImproperlyConfigured(
@@ -64,6 +96,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",
+    "django_celery_results",
     "phm_portal",
     "governance",
     "consent",
@@ -248,8 +281,16 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
     }
-# Results and progress live in database rows, never in a result backend.
+# Progress and reports live in database rows. The result backend (the database) only
+# lets a chord know when every chunk of a job is done; other tasks keep no result.
 CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXPIRES = 24 * 3600
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A task whose worker died unacknowledged is delivered again after this long.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("PHM_BROKER_VISIBILITY_TIMEOUT", 3600)
+    }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -261,6 +302,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("PHM_PROGRAMME_CHECK_SECONDS", 3600),
     },
 }
+
+# --- Datasets ------------------------------------------------------------------
+PHM_UPLOAD_MAX_BYTES = env_int("PHM_UPLOAD_MAX_BYTES", 4 * 1024**3)
+PHM_JOB_CHUNK_BYTES = env_int("PHM_JOB_CHUNK_BYTES", 64 * 1024**2)
+PHM_JOB_LEASE_SECONDS = env_int("PHM_JOB_LEASE_SECONDS", 120)
+FILE_UPLOAD_TEMP_DIR = str(VAR_DIR / "tmp")
+(VAR_DIR / "tmp").mkdir(exist_ok=True)
 
 # --- Logging ------------------------------------------------------------------
 LOGGING = {

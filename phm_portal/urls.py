@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from datasets import api as datasets_api
 from governance import api as governance_api
 from governance import views as governance_views
 from phm_portal import api as portal_api
@@ -21,12 +22,19 @@ router.register(
     basename="api-participant",
 )
 router.register("users", governance_api.UserViewSet, basename="api-user")
+router.register("datasets", datasets_api.DatasetViewSet, basename="api-dataset")
+router.register("jobs", datasets_api.JobViewSet, basename="api-job")
 
 api_v1 = [
     path("auth/token/", governance_api.ObtainToken.as_view(), name="api-token"),
     path("me/", governance_api.MeView.as_view(), name="api-me"),
     path("audit/", portal_api.AuditEventList.as_view(), name="api-audit"),
     path("audit/verify/", portal_api.AuditVerify.as_view(), name="api-audit-verify"),
+    path(
+        "practices/<str:ods_code>/reidentify/",
+        datasets_api.Reidentify.as_view(),
+        name="api-reidentify",
+    ),
     path("", include(router.urls)),
 ]
 

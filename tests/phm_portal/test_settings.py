@@ -35,6 +35,7 @@ PRODUCTION = {
     "DEBUG": "0",
     "SECRET_KEY": "x7Gq2vR9pLm4Tz8Wc1Kd6Yh3Nb5Fs0Ju-ZeQaXo_MiVrPtLyHgDkBnCsEwUfAj",
     "ALLOWED_HOSTS": "portal.example.nhs.uk",
+    "PHM_KEY_ENCRYPTION_KEY": "c3ludGhldGljLXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmc=",
 }
 
 
