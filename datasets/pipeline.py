@@ -43,7 +43,8 @@ GENERALISE_RULES = {
 
 # Status of a distinct NHS number.
 OK, INVALID, TYPE1, NATIONAL = 0, 1, 2, 3
-REASON_STATUS = {"type1": TYPE1, "national": NATIONAL}
+# The register's reasons; a patient no unexpired national check covers counts as national.
+REASON_STATUS = {"type1": TYPE1, "national": NATIONAL, "national_unchecked": NATIONAL}
 
 _QUOTE, _NEWLINE, _COMMA, _CR = 34, 10, 44, 13
 _WEIGHTS = np.array([10, 9, 8, 7, 6, 5, 4, 3, 2], dtype=np.int64)
@@ -231,7 +232,7 @@ def iter_blocks(
         newlines = np.flatnonzero(arr == _NEWLINE)
         end_idx = np.flatnonzero(parity[newlines] == 0)
         if end_idx.size == 0:
-            if final:
+            if final and len(buf) <= MAX_RECORD_BYTES:
                 raise ExtractError(f"Line {line}: a quoted field is never closed.")
             if len(buf) > MAX_RECORD_BYTES:
                 raise ExtractError(
@@ -314,6 +315,7 @@ class Pseudonymiser:
         self._status = np.zeros(0, dtype=np.uint8)
         self._practice_ids: dict[str, int] = {}
         self._vault_seen: set[int] = set()
+        self._grow(1)  # slot lookups index these arrays even when no number is valid
         self._types = {c: pa.string() for c in self.header}
         self._rules = {g.column: g.rule for g in self.mapping.generalise}
         self._out_header = self.mapping.output_header(self.header)
@@ -369,7 +371,9 @@ class Pseudonymiser:
         for number, reasons in self.exclusions(numbers).items():
             reasons = list(reasons)
             if reasons and number in position:
-                statuses[position[number]] = REASON_STATUS[reasons[0]]
+                statuses[position[number]] = (
+                    TYPE1 if "type1" in reasons else REASON_STATUS.get(reasons[0], NATIONAL)
+                )
         self._status[start : start + len(ids)] = statuses
         self._numbers[start : start + len(ids)] = [n.encode() for n in numbers]
         self._cache.update(zip(ids, range(start, start + len(ids)), strict=True))
@@ -609,6 +613,7 @@ def pseudonymise(
             wrote_vault_header = True
     if not worker._wrote_header:
         worker.write(pa.table({c: pa.array([], pa.string()) for c in worker._out_header}), sink)
+    worker.report.invalid_rows.sort(key=lambda r: r["line"])
     return worker.report
 
 
@@ -640,13 +645,19 @@ class RangeReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def _fill(self) -> bool:
-        chunk = self._source.read(self._block)
-        if not chunk:
-            self._eof = True
-            return False
-        self._buf += chunk
-        return True
+    def _fill(self, at_least: int = 1) -> bool:
+        """Read until the buffer holds `at_least` more bytes or the source ends."""
+        pieces = [self._buf]
+        got = 0
+        while got < at_least:
+            chunk = self._source.read(self._block)
+            if not chunk:
+                self._eof = True
+                break
+            pieces.append(chunk)
+            got += len(chunk)
+        self._buf = b"".join(pieces)
+        return got > 0
 
     def _drop_before(self, position: int) -> None:
         cut = position - self._offset
@@ -675,23 +686,17 @@ class RangeReader(io.RawIOBase):
             target = max(target, self._offset + 1)
 
     def read(self, size: int = -1) -> bytes:
+        want = size if size and size > 0 else 1 << 40
+        if self._stop is None and len(self._buf) < want and not self._eof:
+            self._fill(
+                min(want - len(self._buf), max(self._end - self._offset - len(self._buf), 1))
+            )
         if self._stop is None and (self._offset + len(self._buf) >= self._end or self._eof):
-            if self._end <= self.begin:
-                self._stop = self.begin
-            else:
-                self._stop = self._boundary_at_or_after(self._end)
+            self._stop = (
+                self.begin if self._end <= self.begin else self._boundary_at_or_after(self._end)
+            )
         limit = (self._stop - self._offset) if self._stop is not None else len(self._buf)
-        if limit <= 0 and self._stop is None and self._fill():
-            return self.read(size)
-        if limit <= 0:
-            return b""
-        take = limit if size is None or size < 0 else min(size, limit)
+        take = max(0, min(want, limit))
         data = self._buf[:take]
         self._drop_before(self._offset + take)
-        if not data and self._stop is None and self._fill():
-            return self.read(size)
         return data
-
-
-class JobCancelled(Exception):
-    """The job was cancelled between two blocks."""

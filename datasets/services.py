@@ -162,6 +162,7 @@ def dataset_pseudonymise(*, actor: User, dataset: Dataset) -> Job:
         )
     if dataset.status == Dataset.Status.DESTROYED:
         raise NotAllowedNow("This extract was destroyed with its programme's data.")
+    _register_for(flow)([])  # refuses now (409) if, say, the national opt-out check has expired
     chunk_bytes = max(1, settings.PHM_JOB_CHUNK_BYTES)
     parts = max(1, -(-dataset.bytes // chunk_bytes))
     try:
@@ -395,7 +396,7 @@ def _register_for(flow: DataFlow):
     from consent.selectors import opt_out_register_check
 
     def exclusions(numbers: list[str]) -> dict[str, Iterable[str]]:
-        return opt_out_register_check(data_flow=flow, nhs_numbers=numbers).reasons
+        return dict(opt_out_register_check(data_flow=flow, nhs_numbers=numbers).excluded)
 
     return exclusions
 
