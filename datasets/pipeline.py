@@ -61,6 +61,10 @@ class ExtractError(Exception):
     """The extract cannot be processed at all; the message says why, for a CSU admin."""
 
 
+class JobCancelled(Exception):
+    """The job was cancelled between two blocks."""
+
+
 @dataclass(frozen=True)
 class Generalisation:
     column: str
