@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from datasets import api as datasets_api
+from datasets import views as datasets_views
 from governance import api as governance_api
 from governance import views as governance_views
 from phm_portal import api as portal_api
@@ -73,6 +74,18 @@ urlpatterns = [
     path("programmes/<slug:slug>/", governance_views.programme_detail, name="programme-detail"),
     path("people/", governance_views.user_list, name="user-list"),
     path("audit/", portal_views.audit_list, name="audit-list"),
+    path("datasets/", datasets_views.dataset_list, name="dataset-list"),
+    path("datasets/upload/", datasets_views.dataset_upload, name="dataset-upload"),
+    path("datasets/<uuid:dataset_id>/", datasets_views.dataset_detail, name="dataset-detail"),
+    path(
+        "datasets/<uuid:dataset_id>/pseudonymise/",
+        datasets_views.dataset_pseudonymise,
+        name="dataset-pseudonymise",
+    ),
+    path("jobs/<uuid:job_id>/", datasets_views.job_detail, name="job-detail"),
+    path("jobs/<uuid:job_id>/cancel/", datasets_views.job_cancel, name="job-cancel"),
+    path("jobs/<uuid:job_id>/output.csv", datasets_views.job_output, name="job-output"),
+    path("practices/<str:ods_code>/reidentify/", datasets_views.reidentify, name="reidentify"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
