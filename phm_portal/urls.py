@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from consent import urls as consent_urls
 from governance import api as governance_api
 from governance import views as governance_views
 from phm_portal import api as portal_api
@@ -27,6 +28,7 @@ api_v1 = [
     path("me/", governance_api.MeView.as_view(), name="api-me"),
     path("audit/", portal_api.AuditEventList.as_view(), name="api-audit"),
     path("audit/verify/", portal_api.AuditVerify.as_view(), name="api-audit-verify"),
+    *consent_urls.api_urls,
     path("", include(router.urls)),
 ]
 
@@ -65,6 +67,7 @@ urlpatterns = [
     path("programmes/<slug:slug>/", governance_views.programme_detail, name="programme-detail"),
     path("people/", governance_views.user_list, name="user-list"),
     path("audit/", portal_views.audit_list, name="audit-list"),
+    *consent_urls.page_urls,
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
