@@ -7,7 +7,6 @@ the filesystem Celery broker, DEBUG on and a secret generated once under var/.
 
 from __future__ import annotations
 
-import base64
 import secrets
 from pathlib import Path
 
@@ -44,36 +43,49 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 
+from phm_portal.lib.crypto import decode_key, new_key  # noqa: E402 - needs nothing of settings
 
-def _binary_key(name: str) -> bytes:
-    """Return a 32-byte key given base64 in NAME (or NAME_FILE); the demo makes its own once."""
-    raw = env_secret(name)
-    if raw is None:
+
+# --- Keys for NHS numbers at rest (consent; see phm_portal/lib/crypto.py) -------
+def _data_key(name: str, demo_file: str) -> str:
+    """Return a base64 32-byte key from NAME or NAME_FILE; only the demo may make its own."""
+    key = env_secret(name)
+    if not key:
         if not DEMO_MODE:
             raise ImproperlyConfigured(
-                f"{name} is not set. Set it (or {name}_FILE) to 32 random bytes in base64, e.g. "
-                "the output of: python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'"
+                f"{name} is not set. Set {name} (or {name}_FILE naming a file that holds it) to "
+                "32 random bytes in base64 (`openssl rand -base64 32`), or PHM_DEMO=1 for the "
+                "embedded demo."
             )
-        key_file = VAR_DIR / f"demo_{name.lower()}"
+        key_file = VAR_DIR / demo_file
         if not key_file.exists():
-            key_file.write_text(
-                base64.b64encode(secrets.token_bytes(32)).decode(), encoding="utf-8"
-            )
+            key_file.write_text(new_key(), encoding="utf-8")
             key_file.chmod(0o600)
-        raw = key_file.read_text(encoding="utf-8").strip()
-    try:
-        key = base64.b64decode(raw, validate=True)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} is not valid base64.") from None
-    if len(key) != 32:
-        raise ImproperlyConfigured(
-            f"{name} must be 32 bytes (base64 of 32 random bytes); got {len(key)}."
-        )
+        key = key_file.read_text(encoding="utf-8").strip()
+    decode_key(key, name=name)
     return key
 
 
-# Wraps every file's data key and every programme's pseudonymisation key.
-KEY_ENCRYPTION_KEY = _binary_key("PHM_KEY_ENCRYPTION_KEY")
+# The blind index lets the database find a patient by NHS number without holding it.
+PHM_BLIND_INDEX_KEY = _data_key("PHM_BLIND_INDEX_KEY", "demo_blind_index_key")
+# NHS numbers and patients' requests are stored encrypted (AES-256-GCM) under this key;
+# keys listed in PHM_FIELD_ENCRYPTION_OLD_KEYS (comma-separated) still decrypt.
+PHM_FIELD_ENCRYPTION_KEY = _data_key("PHM_FIELD_ENCRYPTION_KEY", "demo_field_encryption_key")
+PHM_FIELD_ENCRYPTION_OLD_KEYS = [
+    k.strip() for k in (env_secret("PHM_FIELD_ENCRYPTION_OLD_KEYS") or "").split(",") if k.strip()
+]
+# A national data opt-out check is used for this many days after the national service ran it.
+PHM_NATIONAL_OPT_OUT_DAYS = env_int("PHM_NATIONAL_OPT_OUT_DAYS", 30)
+if PHM_NATIONAL_OPT_OUT_DAYS < 1:
+    raise ImproperlyConfigured("PHM_NATIONAL_OPT_OUT_DAYS must be at least 1.")
+# Patients' online Type 1 requests accepted per client per hour (the public form).
+PHM_OPT_OUT_REQUESTS_PER_HOUR = env_int("PHM_OPT_OUT_REQUESTS_PER_HOUR", 10)
+# The largest Type 1 or national opt-out file accepted (413 above).
+PHM_OPT_OUT_FILE_MAX_BYTES = env_int("PHM_OPT_OUT_FILE_MAX_BYTES", 20 * 1024 * 1024)
+# Wraps every file's data key and every programme's pseudonymisation key (datasets).
+KEY_ENCRYPTION_KEY = decode_key(
+    _data_key("PHM_KEY_ENCRYPTION_KEY", "demo_key_encryption_key"), name="PHM_KEY_ENCRYPTION_KEY"
+)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 if not DEBUG and not ALLOWED_HOSTS:
@@ -300,6 +312,10 @@ CELERY_BEAT_SCHEDULE = {
     "programmes-mark-ended": {
         "task": "governance.tasks.programmes_mark_ended",
         "schedule": env_int("PHM_PROGRAMME_CHECK_SECONDS", 3600),
+    },
+    "national-opt-outs-purge-expired": {
+        "task": "consent.tasks.national_opt_out_checks_purge_expired",
+        "schedule": env_int("PHM_NATIONAL_OPT_OUT_PURGE_SECONDS", 3600),
     },
 }
 

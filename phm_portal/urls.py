@@ -6,6 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from consent import urls as consent_urls
 from datasets import api as datasets_api
 from datasets import views as datasets_views
 from governance import api as governance_api
@@ -36,6 +37,7 @@ api_v1 = [
         datasets_api.Reidentify.as_view(),
         name="api-reidentify",
     ),
+    *consent_urls.api_urls,
     path("", include(router.urls)),
 ]
 
@@ -86,6 +88,7 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/cancel/", datasets_views.job_cancel, name="job-cancel"),
     path("jobs/<uuid:job_id>/output.csv", datasets_views.job_output, name="job-output"),
     path("practices/<str:ods_code>/reidentify/", datasets_views.reidentify, name="reidentify"),
+    *consent_urls.page_urls,
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
