@@ -319,6 +319,11 @@ def _run_range(chunk: JobChunk, attempt: int, lease: dt.timedelta) -> tuple[dict
     vault_key = envelope.new_data_key(settings.KEY_ENCRYPTION_KEY)
     stem = f"{job.pk}-{chunk.index}-{attempt}"
     out_path, vault_path = tmp / f"{stem}.part.enc", tmp / f"{stem}.vault.enc"
+    # A worker that died mid-chunk left its temporary ciphertext (unreadable: its data key
+    # died with it); this attempt owns the chunk now, so it clears them away.
+    for stale in tmp.glob(f"{job.pk}-{chunk.index}-*"):
+        if stale.name.split(".")[0] != stem:
+            stale.unlink(missing_ok=True)
     state = {"last": timezone.now()}
 
     def progress(done: int) -> None:

@@ -267,3 +267,29 @@ def test_nothing_is_read_once_the_programme_is_destroyed(api, admin, alice, data
         format="json",
     )
     assert again.status_code == 409
+
+
+def test_a_type1_opt_out_recorded_at_the_practice_keeps_the_patient_out(
+    api, admin, alice, dataset, programme
+):
+    import datetime as dt
+
+    from consent.services import type1_opt_out_record
+
+    type1_opt_out_record(
+        actor=alice,
+        practice=alice_practice(alice),
+        nhs_number="9434765919",
+        event="dissent",
+        method="letter",
+        recorded_on=dt.date(2026, 11, 1),
+    )
+    job = run_job(services.dataset_pseudonymise(actor=admin, dataset=dataset))
+    assert job.excluded == {"type1": 2, "national": 0, "invalid": 1}
+    assert [r["pseudonym"] for r in output_rows(job)] == [code_of("4010232137", programme)]
+
+
+def alice_practice(user):
+    from governance.permissions import organisations_of
+
+    return organisations_of(user).get()
