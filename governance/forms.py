@@ -76,6 +76,7 @@ class DataFlowForm(forms.Form):
             .filter(status__in=[Programme.Status.PLANNED, Programme.Status.LIVE])
             .order_by("name")
         )
+        self.fields["legal_bases"].label_from_instance = lambda b: f"{b}: {b.title}"
         self.fields["source"].queryset = (
             Organisation.objects.order_by("name")
             if user.can("read_all")
