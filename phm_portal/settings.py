@@ -235,6 +235,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+# Data flows (issue 3): programmes and data flows both have a "status"; name their enums apart.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
+    {
+        "ProgrammeStatusEnum": "governance.models.Programme.Status",
+        "DataFlowStatusEnum": "governance.models.DataFlow.Status",
+    }
+)
 
 # --- Celery -------------------------------------------------------------------
 _broker_dir = VAR_DIR / "broker"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -21,12 +21,20 @@ router.register(
     basename="api-participant",
 )
 router.register("users", governance_api.UserViewSet, basename="api-user")
+# --- data flows (issue 3) ---
+router.register("data-flows", governance_api.DataFlowViewSet, basename="api-data-flow")
 
 api_v1 = [
     path("auth/token/", governance_api.ObtainToken.as_view(), name="api-token"),
     path("me/", governance_api.MeView.as_view(), name="api-me"),
     path("audit/", portal_api.AuditEventList.as_view(), name="api-audit"),
     path("audit/verify/", portal_api.AuditVerify.as_view(), name="api-audit-verify"),
+    # --- records of processing (issue 3) ---
+    path(
+        "organisations/<str:ods_code>/record-of-processing/",
+        governance_api.RecordOfProcessingView.as_view(),
+        name="api-record-of-processing",
+    ),
     path("", include(router.urls)),
 ]
 
@@ -64,6 +72,21 @@ urlpatterns = [
     path("programmes/", governance_views.programme_list, name="programme-list"),
     path("programmes/<slug:slug>/", governance_views.programme_detail, name="programme-detail"),
     path("people/", governance_views.user_list, name="user-list"),
+    # --- data flows and records of processing (issue 3) ---
+    path("data-flows/", governance_views.data_flow_list, name="data-flow-list"),
+    path("data-flows/new/", governance_views.data_flow_create, name="data-flow-create"),
+    path("data-flows/<int:pk>/", governance_views.data_flow_detail, name="data-flow-detail"),
+    path("data-flows/<int:pk>/edit/", governance_views.data_flow_edit, name="data-flow-edit"),
+    path(
+        "data-flows/<int:pk>/<slug:action>/",
+        governance_views.data_flow_transition,
+        name="data-flow-transition",
+    ),
+    re_path(
+        r"^organisations/(?P<ods_code>[A-Za-z0-9]{1,20})/record-of-processing\.(?P<fmt>csv|json)$",
+        governance_views.record_of_processing_download,
+        name="record-of-processing-download",
+    ),
     path("audit/", portal_views.audit_list, name="audit-list"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

@@ -6,7 +6,7 @@ import datetime as dt
 
 import factory
 
-from governance.models import Organisation, Participation, Programme, User
+from governance.models import DataFlow, Organisation, Participation, Programme, User
 from governance.permissions import bind
 
 
@@ -66,3 +66,19 @@ class UserFactory(factory.django.DjangoModelFactory):
     def organisations(self, create, extracted, **kwargs):
         for organisation in extracted or []:
             bind(self, organisation)
+
+
+# --- data flows (issue 3) ---
+class DataFlowFactory(factory.django.DjangoModelFactory):
+    """A flow written straight to the table (tests of reads); the services make real ones."""
+
+    class Meta:
+        model = DataFlow
+
+    programme = factory.SubFactory(ProgrammeFactory)
+    source = factory.SubFactory(PracticeFactory)
+    destination = factory.SubFactory(OrganisationFactory)
+    data_categories = factory.LazyFunction(lambda: ["gp"])
+    identifiability = DataFlow.Identifiability.IDENTIFIABLE
+    dpia_reference = "DPIA-TEST-01"
+    dsa_reference = "DSA-TEST-01"
