@@ -344,12 +344,15 @@ def _sources_text(facts: dict) -> str:
         cats = []
         for s in practices:
             cats += [c for c in s["categories"] if c not in cats]
-        label = _join([CATEGORY_LABELS[c] for c in cats]) or "the information they hold"
+        label = _join([_lower_first(CATEGORY_LABELS[c]) for c in cats]) or "the information they hold"
         lines.append(f"- **Your GP practice**: {_lower_first(label)}")
     for s in sources:
         if s["kind"] == "gp_practice":
             continue
-        label = _join([CATEGORY_LABELS[c] for c in s["categories"]]) or "the information it holds"
+        label = (
+            _join([_lower_first(CATEGORY_LABELS[c]) for c in s["categories"]])
+            or "the information it holds"
+        )
         line = f"- **{md_escape(s['name'])}**: {_lower_first(label)}"
         if s.get("description"):
             line += f". {md_escape(_sentence(s['description']))}"

@@ -5,9 +5,14 @@ from __future__ import annotations
 from django.conf import settings
 from django.template.loader import render_to_string
 
+import logging
+
 from notices import selectors
 from notices.models import NoticeVersion
 from notices.presentation import rendered_sections
+
+# WeasyPrint reports each layout step at INFO; a log line per page is noise here.
+logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
 
 
 def render_pdf(version: NoticeVersion) -> bytes:
