@@ -12,8 +12,8 @@ from governance.models import Programme
 from notices import permissions as perms
 from notices import services
 from notices.models import NoticeVersion
-from notices.render import flesch_reading_ease, readability_label
 from notices.presentation import notice_plain_text
+from notices.render import flesch_reading_ease, readability_label
 
 
 class NoticeVersionListSerializer(serializers.ModelSerializer):
@@ -110,7 +110,9 @@ class ProgrammeNoticeViewSet(
             qs = qs.exclude(status=NoticeVersion.Status.DRAFT)
         return qs.order_by("-number")
 
-    @extend_schema(request=None, responses={201: NoticeVersionSerializer, 200: NoticeVersionSerializer})
+    @extend_schema(
+        request=None, responses={201: NoticeVersionSerializer, 200: NoticeVersionSerializer}
+    )
     def create(self, request, *args, **kwargs):
         """Generate a draft from the programme's governance data (or refresh the open draft)."""
         programme = perms.get_programme_for_editor(request.user, self.kwargs["programme_slug"])

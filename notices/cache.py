@@ -20,7 +20,9 @@ def _pointer_key(slug: str) -> str:
     return f"notices:current:{slug}"
 
 
-def current_pointer(slug: str, compute: Callable[[], tuple[int, str] | None]) -> tuple[int, str] | None:
+def current_pointer(
+    slug: str, compute: Callable[[], tuple[int, str] | None]
+) -> tuple[int, str] | None:
     """Return (number, sha256) of the programme's current version, from the cache if there."""
     key = _pointer_key(slug)
     value = cache.get(key)

@@ -82,9 +82,7 @@ REQUIREMENTS: list[Requirement] = [
         "13(1)(e)",
         "recipients or categories of recipients",
         ("recipients",),
-        lambda f: any(
-            p["role"] in PROCESSOR_ROLES | {"recipient"} for p in f["participants"]
-        ),
+        lambda f: any(p["role"] in PROCESSOR_ROLES | {"recipient"} for p in f["participants"]),
     ),
     Requirement(
         "13(1)(f)",
@@ -104,9 +102,7 @@ REQUIREMENTS: list[Requirement] = [
         ("rights", "opt_out"),
         lambda f: True,
     ),
-    Requirement(
-        "13(2)(d)", "right to complain to the ICO", ("complaints",), lambda f: True
-    ),
+    Requirement("13(2)(d)", "right to complain to the ICO", ("complaints",), lambda f: True),
     Requirement(
         "13(2)(f)",
         "automated decision-making, including profiling",
@@ -119,9 +115,7 @@ REQUIREMENTS: list[Requirement] = [
         ("sources",),
         lambda f: any(s["categories"] for s in f["sources"]),
     ),
-    Requirement(
-        "14(2)(f)", "source of the data", ("sources",), lambda f: bool(f["sources"])
-    ),
+    Requirement("14(2)(f)", "source of the data", ("sources",), lambda f: bool(f["sources"])),
 ]
 
 

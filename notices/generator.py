@@ -344,7 +344,9 @@ def _sources_text(facts: dict) -> str:
         cats = []
         for s in practices:
             cats += [c for c in s["categories"] if c not in cats]
-        label = _join([_lower_first(CATEGORY_LABELS[c]) for c in cats]) or "the information they hold"
+        label = (
+            _join([_lower_first(CATEGORY_LABELS[c]) for c in cats]) or "the information they hold"
+        )
         lines.append(f"- **Your GP practice**: {_lower_first(label)}")
     for s in sources:
         if s["kind"] == "gp_practice":
@@ -378,11 +380,7 @@ def _pseudonymisation(facts: dict) -> str:
     out = [
         "Before anyone works with your information for the programme, anything that can "
         "identify you, like your name or NHS number, is removed and replaced with a code"
-        + (
-            f" by {_join([_short(p) for p in pseudonymisers])}"
-            if pseudonymisers
-            else ""
-        )
+        + (f" by {_join([_short(p) for p in pseudonymisers])}" if pseudonymisers else "")
         + ". This is called pseudonymisation. The people working with the data only see the "
         "code and cannot see which patient the information is about."
     ]
@@ -400,9 +398,7 @@ def _pseudonymisation(facts: dict) -> str:
 
 
 def _recipients(facts: dict) -> str:
-    shared = _by_org(
-        facts["participants"], PROCESSOR_ROLES | {Participation.Role.RECIPIENT.value}
-    )
+    shared = _by_org(facts["participants"], PROCESSOR_ROLES | {Participation.Role.RECIPIENT.value})
     if not shared:
         return ""
     lines = []
@@ -441,9 +437,7 @@ def _recipients(facts: dict) -> str:
                 for r in dict.fromkeys(r for p in practices for r in p["responsibilities"])
             ]
         )
-        lines.append(
-            "- **Your GP practice** (recipient)" + (f": will {does}." if does else ".")
-        )
+        lines.append("- **Your GP practice** (recipient)" + (f": will {does}." if does else "."))
     processors = [p for p in shared if set(p["roles"]) & PROCESSOR_ROLES]
     out = ["Your information is shared with:", "\n".join(lines)]
     if processors:
@@ -507,7 +501,9 @@ def _retention(facts: dict) -> str:
         return ""
     holders = _by_org(participants, PROCESSOR_ROLES)
     controllers = _by_org(participants, CONTROLLER_ROLES)
-    who = _join([_short(p) for p in holders]) or "every organisation that holds it for the programme"
+    who = (
+        _join([_short(p) for p in holders]) or "every organisation that holds it for the programme"
+    )
     line = (
         f"When the programme ends, all the data held for it by {who} is securely destroyed: "
         "the dataset is deleted together with the encryption keys used to protect it and to "
@@ -697,9 +693,7 @@ def changes_between(old: dict, new: dict) -> list[str]:
     for k in now.keys() & was.keys():
         if now[k]["responsibilities"] != was[k]["responsibilities"]:
             p = now[k]
-            out.append(
-                f"What {p['name']} does has changed: it will now {_does(p) or 'take part'}."
-            )
+            out.append(f"What {p['name']} does has changed: it will now {_does(p) or 'take part'}.")
     if po["length_weeks"] != pn["length_weeks"]:
         if pn["length_weeks"] and po["length_weeks"]:
             out.append(

@@ -64,7 +64,9 @@ class NoticeVersion(models.Model):
             models.Index(fields=["notice", "status", "number"], name="noticeversion_current"),
         ]
         constraints = [
-            models.UniqueConstraint(fields=["notice", "number"], name="noticeversion_unique_number"),
+            models.UniqueConstraint(
+                fields=["notice", "number"], name="noticeversion_unique_number"
+            ),
             # At most one draft per notice: a new draft refreshes the open one.
             models.UniqueConstraint(
                 fields=["notice"],

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.template.loader import render_to_string
-
-import logging
 
 from notices import selectors
 from notices.models import NoticeVersion

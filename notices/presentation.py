@@ -36,7 +36,12 @@ def rendered_sections(version: NoticeVersion) -> list[RenderedSection]:
 
 def section_plain(section: dict) -> str:
     return "\n".join(
-        t for t in (to_plain(section.get("generated_text", "")), to_plain(section.get("local_text", ""))) if t
+        t
+        for t in (
+            to_plain(section.get("generated_text", "")),
+            to_plain(section.get("local_text", "")),
+        )
+        if t
     )
 
 
@@ -56,7 +61,9 @@ def readability(version: NoticeVersion) -> dict:
 
 
 # --- the diff ----------------------------------------------------------------------
-_ADDED = '<ins class="portal-diff__ins"><span class="nhsuk-u-visually-hidden">added: </span>{}</ins>'
+_ADDED = (
+    '<ins class="portal-diff__ins"><span class="nhsuk-u-visually-hidden">added: </span>{}</ins>'
+)
 _REMOVED = (
     '<del class="portal-diff__del"><span class="nhsuk-u-visually-hidden">removed: </span>{}</del>'
 )

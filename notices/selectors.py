@@ -25,9 +25,7 @@ def current_version(slug: str) -> NoticeVersion | None:
 def public_version(slug: str, number: int) -> NoticeVersion | None:
     """Return a version patients may read (published or withdrawn), or None."""
     return (
-        NoticeVersion.objects.filter(
-            notice__programme__slug=slug, number=number, status__in=PUBLIC
-        )
+        NoticeVersion.objects.filter(notice__programme__slug=slug, number=number, status__in=PUBLIC)
         .select_related("notice__programme", "published_by", "withdrawn_by")
         .first()
     )
@@ -45,9 +43,9 @@ def previous_public_version(version: NoticeVersion) -> NoticeVersion | None:
 
 
 def public_versions(slug: str) -> QuerySet[NoticeVersion]:
-    return NoticeVersion.objects.filter(
-        notice__programme__slug=slug, status__in=PUBLIC
-    ).order_by("-number")
+    return NoticeVersion.objects.filter(notice__programme__slug=slug, status__in=PUBLIC).order_by(
+        "-number"
+    )
 
 
 def practice_search(query: str) -> QuerySet[Organisation]:
@@ -59,9 +57,9 @@ def practice_search(query: str) -> QuerySet[Organisation]:
     condition = Q(name__icontains=query) | Q(ods_code__iexact=query)
     if district.isalnum() and any(c.isdigit() for c in district) and len(district) <= 4:
         condition |= Q(postcode__istartswith=district + " ") | Q(postcode__iexact=district)
-    return Organisation.objects.filter(
-        condition, kind=Organisation.Kind.GP_PRACTICE
-    ).order_by("name")
+    return Organisation.objects.filter(condition, kind=Organisation.Kind.GP_PRACTICE).order_by(
+        "name"
+    )
 
 
 def programmes_with_notice(practice: Organisation | None = None) -> QuerySet[Programme]:

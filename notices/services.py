@@ -57,7 +57,9 @@ def _last_published(notice: Notice) -> NoticeVersion | None:
     )
 
 
-def notice_draft_generate(*, actor: User | None, programme: Programme) -> tuple[NoticeVersion, bool]:
+def notice_draft_generate(
+    *, actor: User | None, programme: Programme
+) -> tuple[NoticeVersion, bool]:
     """Generate a draft from the programme's governance data; return it and whether it is new.
 
     1. The notice of the programme is made on first use.
@@ -83,7 +85,9 @@ def notice_draft_generate(*, actor: User | None, programme: Programme) -> tuple[
             draft.sections = sections
             draft.facts = facts
             draft.changes = changes
-            draft.sha256 = content_sha256(slug=programme.slug, number=draft.number, sections=sections)
+            draft.sha256 = content_sha256(
+                slug=programme.slug, number=draft.number, sections=sections
+            )
             draft.full_clean()
             draft.save(update_fields=["sections", "facts", "changes", "sha256", "updated_at"])
             audit_log(
@@ -230,9 +234,7 @@ def notice_version_publish(*, actor: User, version: NoticeVersion) -> NoticeVers
     return version
 
 
-def notice_version_withdraw(
-    *, actor: User, version: NoticeVersion, reason: str
-) -> NoticeVersion:
+def notice_version_withdraw(*, actor: User, version: NoticeVersion, reason: str) -> NoticeVersion:
     """Withdraw a published version (it stays readable, marked withdrawn); audit it."""
     reason = (reason or "").strip()
     if not reason:

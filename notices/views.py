@@ -97,8 +97,7 @@ def version_page(request: HttpRequest, slug: str, number: int) -> HttpResponse:
     version = _public_version_or_404(slug, number)
     current_version = selectors.current_version(slug)
     body = cache.page(
-        _version_key("version", version)
-        + f":{current_version.number if current_version else 0}",
+        _version_key("version", version) + f":{current_version.number if current_version else 0}",
         lambda: _public(
             "notices/notice.html",
             {
@@ -242,7 +241,12 @@ def publish(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "notices/publish.html",
-        {"version": version, "programme": version.notice.programme, "missing": missing, "error": error},
+        {
+            "version": version,
+            "programme": version.notice.programme,
+            "missing": missing,
+            "error": error,
+        },
         status=409 if error else 200,
     )
 
@@ -265,6 +269,11 @@ def withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "notices/withdraw.html",
-        {"version": version, "programme": version.notice.programme, "error": error, "reason": reason},
+        {
+            "version": version,
+            "programme": version.notice.programme,
+            "error": error,
+            "reason": reason,
+        },
         status=(409 if error.status_code == 409 else 400) if error else 200,
     )

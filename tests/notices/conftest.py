@@ -27,8 +27,12 @@ def complete(programme, practice_a, practice_b, csu) -> Programme:
     programme.purposes = ["planning services", "monitoring safety"]
     programme.overseas_transfer = Programme.OverseasTransfer.NONE
     programme.save()
-    programme.legal_bases.set(LegalBasis.objects.filter(code__in=["UK-GDPR-6-1-e", "UK-GDPR-9-2-h"]))
-    programme.participations.filter(organisation=csu).update(responsibilities=["pseudonymise", "link"])
+    programme.legal_bases.set(
+        LegalBasis.objects.filter(code__in=["UK-GDPR-6-1-e", "UK-GDPR-9-2-h"])
+    )
+    programme.participations.filter(organisation=csu).update(
+        responsibilities=["pseudonymise", "link"]
+    )
     programme.participations.filter(organisation__in=[practice_a, practice_b]).update(
         responsibilities=["provide_data", "re_identify"]
     )

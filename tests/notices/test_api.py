@@ -130,7 +130,9 @@ def test_a_practice_manager_cannot_edit_or_publish(api, draft, alice):
     )
     assert response.status_code == 403
     assert client.post(f"/api/v1/notices/{draft.pk}/publish/").status_code == 403
-    assert client.get(f"/api/v1/notices/{draft.pk}/").status_code == 403  # a draft of their own programme
+    assert (
+        client.get(f"/api/v1/notices/{draft.pk}/").status_code == 403
+    )  # a draft of their own programme
     assert NoticeVersion.objects.get(pk=draft.pk).sections == draft.sections
 
 
@@ -147,7 +149,10 @@ def test_a_csu_admin_reads_drafts_but_cannot_publish(api, draft, admin):
 
 def test_the_api_needs_sign_in(api, published):
     assert api().get("/api/v1/programmes/testshire/notices/").status_code in (401, 403)
-    assert api().post(f"/api/v1/notices/{published.pk}/withdraw/", {"reason": "x"}).status_code in (401, 403)
+    assert api().post(f"/api/v1/notices/{published.pk}/withdraw/", {"reason": "x"}).status_code in (
+        401,
+        403,
+    )
 
 
 def test_an_unknown_programme_or_version_is_a_404(api, dpo_a, db):

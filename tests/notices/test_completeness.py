@@ -57,10 +57,19 @@ def _no_sources(p):
     [
         (_remove_lead_dpo, "13(1)(b) contact details of the DPO"),
         (_no_purposes, "13(1)(c) purposes and legal basis: the purposes of the processing"),
-        (_no_article_9_condition, "13(1)(c) purposes and legal basis: a condition under Article 9(2) for health data"),
+        (
+            _no_article_9_condition,
+            "13(1)(c) purposes and legal basis: a condition under Article 9(2) for health data",
+        ),
         (_no_processor, "13(1)(e) recipients or categories of recipients"),
-        (_overseas_not_recorded, "13(1)(f) overseas transfers (whether data leaves the UK, and under which safeguard)"),
-        (_transfer_without_safeguard_detail, "13(1)(f) overseas transfers (whether data leaves the UK, and under which safeguard)"),
+        (
+            _overseas_not_recorded,
+            "13(1)(f) overseas transfers (whether data leaves the UK, and under which safeguard)",
+        ),
+        (
+            _transfer_without_safeguard_detail,
+            "13(1)(f) overseas transfers (whether data leaves the UK, and under which safeguard)",
+        ),
         (_no_length_nor_start, "13(2)(a) retention period (or the criteria that set it)"),
         (_no_sources, "14(2)(f) source of the data"),
     ],

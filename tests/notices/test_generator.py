@@ -47,7 +47,16 @@ def test_a_draft_states_the_length_and_the_destruction_certificate(draft):
 
 def test_a_draft_lists_the_rights_opt_outs_and_the_ico(draft):
     rights = text(draft, "rights")
-    for right in ("informed", "access", "corrected", "erased", "restricted", "object", "automated", "data breach"):
+    for right in (
+        "informed",
+        "access",
+        "corrected",
+        "erased",
+        "restricted",
+        "object",
+        "automated",
+        "data breach",
+    ):
         assert right in rights
     opt_out = text(draft, "opt_out")
     assert "Type 1 opt-out" in opt_out and "Ask your GP practice" in opt_out
@@ -64,9 +73,15 @@ def test_the_sources_come_from_the_participants_when_there_are_no_flows(draft):
 def test_approved_data_flows_add_their_sources_and_categories(complete, dpo_a, csu):
     trust = OrganisationFactory(ods_code="RH8", name="Royal Testshire Hospital", kind="nhs_trust")
     common = {"programme": complete, "destination": csu, "identifiability": "identifiable"}
-    DataFlow.objects.create(source=trust, data_categories=["hospital", "mental_health"], status="approved", **common)
-    council = OrganisationFactory(ods_code="E10000099", name="Testshire Council", kind="local_authority")
-    DataFlow.objects.create(source=council, data_categories=["social_care"], status="submitted", **common)
+    DataFlow.objects.create(
+        source=trust, data_categories=["hospital", "mental_health"], status="approved", **common
+    )
+    council = OrganisationFactory(
+        ods_code="E10000099", name="Testshire Council", kind="local_authority"
+    )
+    DataFlow.objects.create(
+        source=council, data_categories=["social_care"], status="submitted", **common
+    )
     version, _ = services.notice_draft_generate(actor=dpo_a, programme=complete)
     sources = text(version, "sources")
     assert "Royal Testshire Hospital: hospital records and mental health records" in sources
@@ -103,17 +118,27 @@ def test_a_type1_opt_out_through_the_practice_dpo_names_their_contacts(complete,
 
 def test_a_new_processor_and_a_new_length_make_the_next_draft_say_so(published, complete, dpo_a):
     optum = Organisation.objects.create(
-        ods_code="OPTUMUK", name="Optum Health Solutions UK", short_name="Optum", kind="commercial_processor"
+        ods_code="OPTUMUK",
+        name="Optum Health Solutions UK",
+        short_name="Optum",
+        kind="commercial_processor",
     )
     gov.participation_add(
-        actor=None, programme=complete, organisation=optum, role="processor", responsibilities=["analyse"]
+        actor=None,
+        programme=complete,
+        organisation=optum,
+        role="processor",
+        responsibilities=["analyse"],
     )
     gov.programme_update(actor=None, programme=complete, data={"length_weeks": 22})
     version, created = services.notice_draft_generate(actor=dpo_a, programme=complete)
     assert created and version.number == 2
     changes = text(version, "changes")
     assert "Since version 1 of this notice" in changes
-    assert "Optum Health Solutions UK now takes part as processor: it will analyse the data." in changes
+    assert (
+        "Optum Health Solutions UK now takes part as processor: it will analyse the data."
+        in changes
+    )
     assert "The programme now runs for 22 weeks, not 20 weeks." in changes
     assert "Optum" in text(version, "recipients")
     assert "The programme runs for 22 weeks" in text(version, "retention")

@@ -13,7 +13,12 @@ def words(response) -> str:
 
 
 def test_the_public_pages_need_no_sign_in(client, published):
-    for url in ["/notices/", "/notices/testshire/", "/notices/testshire/v1/", "/notices/testshire/v1.pdf"]:
+    for url in [
+        "/notices/",
+        "/notices/testshire/",
+        "/notices/testshire/v1/",
+        "/notices/testshire/v1.pdf",
+    ]:
         assert client.get(url).status_code == 200, url
 
 
@@ -36,7 +41,9 @@ def test_an_empty_search_says_how_to_search(client, db):
 
 
 def test_a_programme_without_a_published_notice_says_so(client, draft):
-    assert "the privacy notice is not published yet" in words(client.get("/notices/", {"q": "A81001"}))
+    assert "the privacy notice is not published yet" in words(
+        client.get("/notices/", {"q": "A81001"})
+    )
     assert client.get("/notices/testshire/").status_code == 404
 
 
@@ -55,18 +62,27 @@ def test_local_wording_is_shown_safely_on_the_public_page(client, draft, dpo_a):
     services.notice_version_update(
         actor=dpo_a,
         version=draft,
-        local_texts={"opt_out": "Call **reception**. <script>alert(1)</script> [x](javascript:alert(1))"},
+        local_texts={
+            "opt_out": "Call **reception**. <script>alert(1)</script> [x](javascript:alert(1))"
+        },
     )
     draft.refresh_from_db()
     services.notice_version_publish(actor=dpo_a, version=draft)
     html = client.get("/notices/testshire/").content.decode()
     assert "<strong>reception</strong>" in html
-    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert (
+        "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    )
     assert 'href="javascript:' not in html
 
 
 def test_the_page_is_cached_until_the_next_publication(
-    client, published, complete, dpo_a, django_assert_num_queries, django_capture_on_commit_callbacks
+    client,
+    published,
+    complete,
+    dpo_a,
+    django_assert_num_queries,
+    django_capture_on_commit_callbacks,
 ):
     client.get("/notices/testshire/")
     with django_assert_num_queries(0):
@@ -81,7 +97,9 @@ def test_the_page_is_cached_until_the_next_publication(
     assert "Version 2, published" in page and "22 weeks" in page
 
 
-def test_withdrawing_drops_the_cached_page(client, published, dpo_a, django_capture_on_commit_callbacks):
+def test_withdrawing_drops_the_cached_page(
+    client, published, dpo_a, django_capture_on_commit_callbacks
+):
     assert client.get("/notices/testshire/").status_code == 200
     with django_capture_on_commit_callbacks(execute=True):
         services.notice_version_withdraw(actor=dpo_a, version=published, reason="Wrong length")
@@ -107,7 +125,10 @@ def test_every_published_version_stays_readable(client, published, complete, dpo
 
 def test_the_diff_marks_added_and_removed_words_for_everyone(client, published, complete, dpo_a):
     _second_version(complete, dpo_a)
-    assert 'href="/notices/testshire/v2/changes/"' in client.get("/notices/testshire/v2/").content.decode()
+    assert (
+        'href="/notices/testshire/v2/changes/"'
+        in client.get("/notices/testshire/v2/").content.decode()
+    )
     html = client.get("/notices/testshire/v2/changes/").content.decode()
     assert (
         '<del class="portal-diff__del"><span class="nhsuk-u-visually-hidden">removed: </span>20</del>'
@@ -135,5 +156,11 @@ def test_the_pdf_has_the_same_content_a_title_and_tags(client, published):
     assert "/StructTreeRoot" in root and root["/MarkInfo"]["/Marked"]
     assert root["/Lang"] == "en-GB"
     text = " ".join(" ".join(p.extract_text() for p in reader.pages).split())
-    for fact in ("Practice A Surgery", "NECS", "20 weeks", "0300 3035678", "https://ico.org.uk/make-a-complaint/"):
+    for fact in (
+        "Practice A Surgery",
+        "NECS",
+        "20 weeks",
+        "0300 3035678",
+        "https://ico.org.uk/make-a-complaint/",
+    ):
         assert fact in text

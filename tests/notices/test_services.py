@@ -56,7 +56,10 @@ def test_an_incomplete_draft_is_refused_with_the_missing_items(complete, dpo_a):
     draft, _ = services.notice_draft_generate(actor=dpo_a, programme=complete)
     with pytest.raises(services.NoticeIncomplete) as refused:
         services.notice_version_publish(actor=dpo_a, version=draft)
-    assert {"item": "13(1)(c) purposes and legal basis: the purposes of the processing", "article": "13(1)(c)"} in refused.value.details
+    assert {
+        "item": "13(1)(c) purposes and legal basis: the purposes of the processing",
+        "article": "13(1)(c)",
+    } in refused.value.details
     assert NoticeVersion.objects.get(pk=draft.pk).status == "draft"
     assert not AuditEvent.objects.filter(action="notice.published").exists()
 
@@ -68,13 +71,17 @@ def test_a_draft_made_before_the_programme_changed_cannot_be_published(draft, co
 
 
 def test_generating_again_refreshes_the_open_draft_and_keeps_local_wording(draft, complete, dpo_a):
-    services.notice_version_update(actor=dpo_a, version=draft, local_texts={"about": "Ask at reception."})
+    services.notice_version_update(
+        actor=dpo_a, version=draft, local_texts={"about": "Ask at reception."}
+    )
     gov.programme_update(actor=None, programme=complete, data={"length_weeks": 22})
     again, created = services.notice_draft_generate(actor=dpo_a, programme=complete)
     assert not created and again.pk == draft.pk
     about = next(s for s in again.sections if s["key"] == "about")
     assert about["local_text"] == "Ask at reception."
-    assert "22 weeks" in next(s for s in again.sections if s["key"] == "retention")["generated_text"]
+    assert (
+        "22 weeks" in next(s for s in again.sections if s["key"] == "retention")["generated_text"]
+    )
     assert NoticeVersion.objects.filter(notice__programme=complete).count() == 1
 
 
