@@ -72,7 +72,7 @@ def free_port() -> int:
 
 
 def manage(env: dict[str, str], *args: str) -> None:
-    subprocess.run(
+    subprocess.run(  # noqa: S603 - our own interpreter and manage.py, fixed arguments
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env=env,
@@ -114,10 +114,11 @@ def find_wrk() -> str | None:
     print("wrk is missing: installing Debian's wrk package ...", flush=True)
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "check": False}
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], env=env, **quiet)
+    apt = shutil.which("apt-get")
+    subprocess.run([apt, "install", "-y", "-qq", "wrk"], env=env, **quiet)  # noqa: S603
     if not shutil.which("wrk"):
-        subprocess.run(["apt-get", "update", "-qq"], env=env, **quiet)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], env=env, **quiet)
+        subprocess.run([apt, "update", "-qq"], env=env, **quiet)  # noqa: S603
+        subprocess.run([apt, "install", "-y", "-qq", "wrk"], env=env, **quiet)  # noqa: S603
     return shutil.which("wrk")
 
 
@@ -126,7 +127,7 @@ def load_with_wrk(wrk: str, port: int) -> tuple[float, int, str]:
     args = [wrk, "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency"]
     for name, value in HEADERS.items():
         args += ["-H", f"{name}: {value}"]
-    out = subprocess.run(
+    out = subprocess.run(  # noqa: S603 - wrk found on PATH, loopback URL
         [*args, f"http://127.0.0.1:{port}{PATH}"],
         capture_output=True,
         text=True,
@@ -182,12 +183,14 @@ def main() -> int:
     server = None
     try:
         env = production_env(var_dir)
-        print(f"Setting up a production-like portal in a temporary directory ({WORKERS} workers) ...")
+        print(
+            f"Setting up a production-like portal in a temporary directory ({WORKERS} workers) ..."
+        )
         manage(env, "migrate", "--noinput")
         manage(env, "load_demo")
         manage(env, "collectstatic", "--noinput")
         port = free_port()
-        server = subprocess.Popen(
+        server = subprocess.Popen(  # noqa: S603 - our interpreter running gunicorn
             [
                 sys.executable, "-m", "gunicorn", "phm_portal.wsgi",
                 "--bind", f"127.0.0.1:{port}", "--workers", str(WORKERS),

@@ -235,6 +235,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+# notices (issue 5): a notice version's status is one more "status" enum; name it.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["NoticeVersionStatusEnum"] = (
+    "notices.models.NoticeVersion.Status"
+)
 
 # --- Celery -------------------------------------------------------------------
 _broker_dir = VAR_DIR / "broker"
