@@ -249,6 +249,8 @@ def _practices(participants: list[dict], roles: set[str]) -> list[dict]:
 def _about(facts: dict) -> str:
     prog = facts["programme"]
     area = md_escape(prog["region"])
+    if area.startswith(("Your ", "Our ")):  # "Your area" reads "your area" mid-sentence
+        area = area[0].lower() + area[1:]
     lines = [
         f"This notice is about the {md_escape(prog['name'])}. Under data protection law we must "
         "tell you how your personal information is used in it, who it is shared with and why, "
