@@ -112,6 +112,10 @@ PRACTICES: dict[str, list[dict]] = {
     ],
 }
 
+# OVERSEAS_NOTE: only the North East Lincolnshire notice states it ("Data is not
+# transferred overseas"); the other four say nothing either way. A notice cannot be
+# published without saying it (UK GDPR Art 13(1)(f)), so the demo records the same
+# answer for them: the processors are the same (NECS, Optum) or an NHS CCG alone.
 _FIVE_PURPOSES = [
     "improving the quality and standards of care provided",
     "research into the development of new treatments",
@@ -134,6 +138,7 @@ PROGRAMMES: list[dict] = [
             ]
             + _FIVE_PURPOSES,
             "type1_opt_out_contact": "practice",
+            "overseas_transfer": "none",  # see OVERSEAS_NOTE
         },
         "legal_bases": ["UK-GDPR-6-1-e", "UK-GDPR-9-2-h"],
         "started_weeks_ago": 6,
@@ -166,6 +171,7 @@ PROGRAMMES: list[dict] = [
             "length_weeks": 22,
             "purposes": list(_FIVE_PURPOSES),
             "type1_opt_out_contact": "practice",
+            "overseas_transfer": "none",  # see OVERSEAS_NOTE
         },
         "legal_bases": ["UK-GDPR-6-1-e", "UK-GDPR-9-2-h"],
         "started_weeks_ago": 4,
@@ -183,6 +189,7 @@ PROGRAMMES: list[dict] = [
             "length_weeks": 20,
             "purposes": list(_FIVE_PURPOSES),
             "type1_opt_out_contact": "practice",
+            "overseas_transfer": "none",  # see OVERSEAS_NOTE
         },
         "legal_bases": ["UK-GDPR-6-1-e", "UK-GDPR-9-2-h"],
         "started_weeks_ago": 2,
@@ -201,6 +208,7 @@ PROGRAMMES: list[dict] = [
             "length_weeks": None,
             "purposes": list(_FIVE_PURPOSES),
             "type1_opt_out_contact": "practice_dpo",
+            "overseas_transfer": "none",  # see OVERSEAS_NOTE
         },
         "legal_bases": ["UK-GDPR-6-1-e", "UK-GDPR-9-2-h"],
         "started_weeks_ago": 8,

@@ -234,14 +234,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-}
-# Data flows (issue 3): programmes and data flows both have a "status"; name their enums apart.
-SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
-    {
+    # Several models have a "status"; name their enums apart in the schema.
+    "ENUM_NAME_OVERRIDES": {
         "ProgrammeStatusEnum": "governance.models.Programme.Status",
         "DataFlowStatusEnum": "governance.models.DataFlow.Status",
-    }
-)
+        "NoticeVersionStatusEnum": "notices.models.NoticeVersion.Status",
+    },
+}
 
 # --- Celery -------------------------------------------------------------------
 _broker_dir = VAR_DIR / "broker"

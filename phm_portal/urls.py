@@ -8,6 +8,8 @@ from rest_framework.routers import DefaultRouter
 
 from governance import api as governance_api
 from governance import views as governance_views
+from notices import api as notices_api
+from notices import views as notices_views
 from phm_portal import api as portal_api
 from phm_portal import views as portal_views
 
@@ -23,6 +25,13 @@ router.register(
 router.register("users", governance_api.UserViewSet, basename="api-user")
 # --- data flows (issue 3) ---
 router.register("data-flows", governance_api.DataFlowViewSet, basename="api-data-flow")
+# --- notices (issue 5) ---
+router.register(
+    r"programmes/(?P<programme_slug>[-a-z0-9]+)/notices",
+    notices_api.ProgrammeNoticeViewSet,
+    basename="api-programme-notice",
+)
+router.register("notices", notices_api.NoticeVersionViewSet, basename="api-notice")
 
 api_v1 = [
     path("auth/token/", governance_api.ObtainToken.as_view(), name="api-token"),
@@ -88,6 +97,24 @@ urlpatterns = [
         name="record-of-processing-download",
     ),
     path("audit/", portal_views.audit_list, name="audit-list"),
+    # --- notices (issue 5): the public side, then the DPO's pages ---
+    path("notices/", notices_views.search, name="notice-search"),
+    path("notices/<slug:slug>/", notices_views.current, name="notice-current"),
+    path("notices/<slug:slug>/v<int:number>/", notices_views.version_page, name="notice-version"),
+    path(
+        "notices/<slug:slug>/v<int:number>/changes/",
+        notices_views.changes_page,
+        name="notice-changes",
+    ),
+    path("notices/<slug:slug>/v<int:number>.pdf", notices_views.version_pdf, name="notice-pdf"),
+    path(
+        "programmes/<slug:slug>/notice/",
+        notices_views.programme_notices,
+        name="notice-programme",
+    ),
+    path("notice-versions/<int:pk>/", notices_views.manage, name="notice-manage"),
+    path("notice-versions/<int:pk>/publish/", notices_views.publish, name="notice-publish"),
+    path("notice-versions/<int:pk>/withdraw/", notices_views.withdraw, name="notice-withdraw"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
