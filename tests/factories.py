@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import factory
+from django.utils import timezone
 
 from governance.models import DataFlow, Organisation, Participation, Programme, User
 from governance.permissions import bind
@@ -82,3 +83,18 @@ class DataFlowFactory(factory.django.DjangoModelFactory):
     identifiability = DataFlow.Identifiability.IDENTIFIABLE
     dpia_reference = "DPIA-TEST-01"
     dsa_reference = "DSA-TEST-01"
+    status = DataFlow.Status.DRAFT
+    # A flow past "submitted" was decided at some time (a database constraint says so).
+    submitted_at = factory.LazyAttribute(
+        lambda o: None if o.status == DataFlow.Status.DRAFT else timezone.now()
+    )
+    decided_at = factory.LazyAttribute(
+        lambda o: (
+            None
+            if o.status in (DataFlow.Status.DRAFT, DataFlow.Status.SUBMITTED)
+            else timezone.now()
+        )
+    )
+    decision_comment = factory.LazyAttribute(
+        lambda o: "Not this time." if o.status == DataFlow.Status.REJECTED else ""
+    )

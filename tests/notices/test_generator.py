@@ -4,7 +4,7 @@ from governance import services as gov
 from governance.models import DataFlow, LegalBasis, Organisation, Programme
 from notices import services
 from notices.render import to_plain
-from tests.factories import OrganisationFactory
+from tests.factories import DataFlowFactory, OrganisationFactory
 from tests.notices.conftest import section
 
 
@@ -73,15 +73,13 @@ def test_the_sources_come_from_the_participants_when_there_are_no_flows(draft):
 def test_approved_data_flows_add_their_sources_and_categories(complete, dpo_a, csu):
     trust = OrganisationFactory(ods_code="RH8", name="Royal Testshire Hospital", kind="nhs_trust")
     common = {"programme": complete, "destination": csu, "identifiability": "identifiable"}
-    DataFlow.objects.create(
+    DataFlowFactory(
         source=trust, data_categories=["hospital", "mental_health"], status="approved", **common
     )
     council = OrganisationFactory(
         ods_code="E10000099", name="Testshire Council", kind="local_authority"
     )
-    DataFlow.objects.create(
-        source=council, data_categories=["social_care"], status="submitted", **common
-    )
+    DataFlowFactory(source=council, data_categories=["social_care"], status="submitted", **common)
     version, _ = services.notice_draft_generate(actor=dpo_a, programme=complete)
     sources = text(version, "sources")
     assert "Royal Testshire Hospital: hospital records and mental health records" in sources
