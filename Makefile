@@ -35,3 +35,7 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var
+
+## Benchmarks: each prints its figures and the ratio to the baseline it names.
+bench: $(STAMP)
+	PHM_DEMO=1 $(BIN)/python bench/notices_http.py

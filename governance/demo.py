@@ -112,6 +112,10 @@ PRACTICES: dict[str, list[dict]] = {
     ],
 }
 
+# OVERSEAS_NOTE: only the North East Lincolnshire notice states it ("Data is not
+# transferred overseas"); the other four say nothing either way. A notice cannot be
+# published without saying it (UK GDPR Art 13(1)(f)), so the demo records the same
+# answer for them: the processors are the same (NECS, Optum) or an NHS CCG alone.
 _FIVE_PURPOSES = [
     "improving the quality and standards of care provided",
     "research into the development of new treatments",
@@ -134,6 +138,7 @@ PROGRAMMES: list[dict] = [
             ]
             + _FIVE_PURPOSES,
             "type1_opt_out_contact": "practice",
+            "overseas_transfer": "none",  # see OVERSEAS_NOTE
         },
         "legal_bases": ["UK-GDPR-6-1-e", "UK-GDPR-9-2-h"],
         "started_weeks_ago": 6,
@@ -166,6 +171,7 @@ PROGRAMMES: list[dict] = [
             "length_weeks": 22,
             "purposes": list(_FIVE_PURPOSES),
             "type1_opt_out_contact": "practice",
+            "overseas_transfer": "none",  # see OVERSEAS_NOTE
         },
         "legal_bases": ["UK-GDPR-6-1-e", "UK-GDPR-9-2-h"],
         "started_weeks_ago": 4,
@@ -183,6 +189,7 @@ PROGRAMMES: list[dict] = [
             "length_weeks": 20,
             "purposes": list(_FIVE_PURPOSES),
             "type1_opt_out_contact": "practice",
+            "overseas_transfer": "none",  # see OVERSEAS_NOTE
         },
         "legal_bases": ["UK-GDPR-6-1-e", "UK-GDPR-9-2-h"],
         "started_weeks_ago": 2,
@@ -201,6 +208,7 @@ PROGRAMMES: list[dict] = [
             "length_weeks": None,
             "purposes": list(_FIVE_PURPOSES),
             "type1_opt_out_contact": "practice_dpo",
+            "overseas_transfer": "none",  # see OVERSEAS_NOTE
         },
         "legal_bases": ["UK-GDPR-6-1-e", "UK-GDPR-9-2-h"],
         "started_weeks_ago": 8,
@@ -249,3 +257,88 @@ PROGRAMMES: list[dict] = [
 ]
 
 SLUGS = [p["fields"]["slug"] for p in PROGRAMMES]
+
+# --- data flows, from the notices ----------------------------------------------------
+# Each: (programme, source, destination, categories, identifiability, outcome, purpose).
+# "PRACTICES" stands for every demo practice of the region (one flow each). Outcomes:
+# "approved" (csu-admin drafts and submits, csu-admin-2 approves: four eyes), "submitted"
+# (waiting in the queue), "rejected" (with the reason below), "draft".
+LA = "E10000003"
+DEVON_CCG = "15N"
+NEL_CCG = "03H"
+REGION_CODES = {
+    "cambridgeshire-peterborough": "CP",
+    "derby-derbyshire": "DD",
+    "generic-20-week": "G20",
+    "devon": "DEV",
+    "north-east-lincolnshire": "NEL",
+}
+FLOW_LEGAL_BASES = ["UK-GDPR-6-1-e", "UK-GDPR-9-2-h"]
+REJECTION_REASON = (
+    "Optum receives pseudonymised data only (DPIA section 4.2); NECS must pseudonymise "
+    "before sending."
+)
+_GP_TO_PSEUDONYMISER = "Send the practice's GP records to NECS, who pseudonymise them."
+_BACK_TO_PRACTICE = (
+    "Return the pseudonymised records of patients the analysis flags, so that the practice "
+    "can use the code to identify its own patients and offer them care."
+)
+FLOWS: list[tuple[str, str, str, list[str], str, str, str]] = [
+    # Cambridgeshire and Peterborough: GP, national and social care data go to NECS, who
+    # pseudonymise it for Optum; Optum sends flagged patients back to their practice.
+    ("cambridgeshire-peterborough", "PRACTICES", NECS, ["gp"], "identifiable", "approved", _GP_TO_PSEUDONYMISER),
+    ("cambridgeshire-peterborough", NHS_DIGITAL, NECS, ["national"], "identifiable", "approved",
+     "Send the information NHS Digital holds about other health and care attendances."),
+    ("cambridgeshire-peterborough", LA, NECS, ["social_care"], "identifiable", "submitted",
+     "Send the Local Authority's social care records."),
+    ("cambridgeshire-peterborough", NECS, OPTUM, ["gp", "social_care", "national"], "pseudonymised", "approved",
+     "Send the pseudonymised data to Optum to link, combine and analyse."),
+    ("cambridgeshire-peterborough", OPTUM, "PRACTICES", ["gp", "social_care", "national"], "pseudonymised", "approved",
+     _BACK_TO_PRACTICE),
+    # Derby and Derbyshire: practices to NECS, who link it and work with Optum.
+    ("derby-derbyshire", "PRACTICES", NECS, ["gp"], "identifiable", "approved",
+     "Send the practice's GP records to NECS, who link all the information together."),
+    ("derby-derbyshire", NECS, OPTUM, ["gp"], "pseudonymised", "approved",
+     "Let Optum help NECS with the linked, pseudonymised data."),
+    ("derby-derbyshire", NECS, OPTUM, ["gp"], "identifiable", "rejected",
+     "Let Optum help NECS with the linked data."),
+    # The generic 20-week notice: practices to the CSU, which uses Optum.
+    ("generic-20-week", "PRACTICES", NECS, ["gp"], "identifiable", "approved",
+     "Send the practice's GP records to the Commissioning Support Unit to link."),
+    ("generic-20-week", NECS, OPTUM, ["gp"], "pseudonymised", "submitted",
+     "Let Optum help the Commissioning Support Unit with the pseudonymised data."),
+    # Devon: practices to NHS Devon CCG, which links the data; no commercial processor.
+    ("devon", "PRACTICES", DEVON_CCG, ["gp"], "identifiable", "approved",
+     "Send the practice's GP records to NHS Devon CCG, who link all the information together."),
+    ("devon", DEVON_CCG, PRACTICES["devon"][0]["ods_code"], ["gp"], "pseudonymised", "draft",
+     "Return the linked information so the practice can review it."),
+    # North East Lincolnshire: practices to NECS, NECS to Optum, and back to the practices;
+    # the CCG sees no identifiable data.
+    ("north-east-lincolnshire", "PRACTICES", NECS, ["gp"], "identifiable", "approved",
+     "Send the practice's GP records to NECS, who link all the information together."),
+    ("north-east-lincolnshire", NECS, OPTUM, ["gp"], "pseudonymised", "approved",
+     "Let Optum help NECS with the pseudonymised data."),
+    ("north-east-lincolnshire", OPTUM, "PRACTICES", ["gp"], "pseudonymised", "approved",
+     _BACK_TO_PRACTICE),
+    ("north-east-lincolnshire", NECS, NEL_CCG, ["gp"], "anonymised", "submitted",
+     "Give the CCG anonymised figures to plan services (no identifiable data)."),
+]  # fmt: skip
+
+
+def dpia_reference(slug: str) -> str:
+    return f"DPIA-PHM-{REGION_CODES[slug]}-2026-01"
+
+
+def dsa_reference(slug: str, source: str, destination: str) -> str:
+    return f"DSA-{REGION_CODES[slug]}-{source}-{destination}"
+
+
+def expanded_flows() -> list[tuple[str, str, str, list[str], str, str, str]]:
+    """Return the demo flows with "PRACTICES" replaced by each practice of the region."""
+    out = []
+    for slug, source, destination, categories, identifiability, outcome, purpose in FLOWS:
+        practices = [p["ods_code"] for p in PRACTICES[slug]]
+        for s in practices if source == "PRACTICES" else [source]:
+            for d in practices if destination == "PRACTICES" else [destination]:
+                out.append((slug, s, d, categories, identifiability, outcome, purpose))
+    return out

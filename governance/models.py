@@ -324,8 +324,27 @@ class DataFlow(models.Model):
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_comment = models.TextField(blank=True)
+    suspended_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    suspended_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    # The workflow: action -> (the states it may start from, the state it leads to).
+    # governance.services applies it; permissions.data_flow_actions_for reads it.
+    TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+        "submit": ((Status.DRAFT,), Status.SUBMITTED),
+        "approve": ((Status.SUBMITTED,), Status.APPROVED),
+        "reject": ((Status.SUBMITTED,), Status.REJECTED),
+        "suspend": ((Status.APPROVED,), Status.SUSPENDED),
+        "reinstate": ((Status.SUSPENDED,), Status.APPROVED),
+        "close": ((Status.APPROVED, Status.SUSPENDED), Status.CLOSED),
+    }
 
     class Meta:
         ordering = ["programme", "source__name", "destination__name"]
@@ -351,6 +370,22 @@ class DataFlow(models.Model):
                 ),
                 name="dataflow_identifiability_known",
             ),
+            # Four eyes: whoever submitted a flow never decides it.
+            models.CheckConstraint(
+                condition=models.Q(decided_by__isnull=True)
+                | models.Q(submitted_by__isnull=True)
+                | ~models.Q(decided_by=models.F("submitted_by")),
+                name="dataflow_four_eyes",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="rejected") | ~models.Q(decision_comment=""),
+                name="dataflow_rejection_has_reason",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=["draft", "submitted"])
+                | models.Q(decided_at__isnull=False),
+                name="dataflow_decided_after_submission",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -360,4 +395,10 @@ class DataFlow(models.Model):
 
     @property
     def is_approved(self) -> bool:
+        """Return whether data may move on this flow now (only an approved flow carries data)."""
         return self.status == self.Status.APPROVED
+
+    @property
+    def category_labels(self) -> list[str]:
+        labels = dict(self.Category.choices)
+        return [labels.get(c, c) for c in self.data_categories]

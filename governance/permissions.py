@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
 from guardian.shortcuts import assign_perm, get_objects_for_user, remove_perm
 
-from governance.models import Organisation, Programme, User
+from governance.models import DataFlow, Organisation, Programme, User
 
 MEMBER_PERM = "governance.act_for_organisation"
 
@@ -24,11 +24,12 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
             "run_pseudonymisation",
             "run_destruction",
             "read_audit",
+            "read_every_record_of_processing",
         }
     ),
     User.Role.DPO: frozenset({"create_data_flows", "publish_notices", "read_record_of_processing"}),
     User.Role.PRACTICE_MANAGER: frozenset({"record_type1_opt_outs", "reidentify"}),
-    User.Role.AUDITOR: frozenset({"read_audit"}),
+    User.Role.AUDITOR: frozenset({"read_audit", "read_every_record_of_processing"}),
 }
 
 CAPABILITY_LABELS = {
@@ -43,6 +44,7 @@ CAPABILITY_LABELS = {
     "read_audit": "Read and verify the audit log",
     "publish_notices": "Draft, check and publish privacy notices",
     "read_record_of_processing": "See the record of processing",
+    "read_every_record_of_processing": "See every organisation's record of processing",
     "record_type1_opt_outs": "Record and withdraw Type 1 opt-outs",
     "reidentify": "Re-identify your own patients flagged by the programme",
 }
@@ -109,3 +111,120 @@ def bind(user: User, organisation: Organisation) -> None:
 
 def unbind(user: User, organisation: Organisation) -> None:
     remove_perm(MEMBER_PERM, user, organisation)
+
+
+# --- data flows ------------------------------------------------------------------
+def data_flows_visible_to(user: User) -> QuerySet[DataFlow]:
+    """Return the flows the person may see: all for a CSU admin, else those their organisations are party to."""
+    if not user.is_authenticated:
+        return DataFlow.objects.none()
+    if user.can("read_all"):
+        return DataFlow.objects.all()
+    mine = organisations_of(user).values("pk")
+    return DataFlow.objects.filter(Q(source__in=mine) | Q(destination__in=mine))
+
+
+def is_party(user: User, flow: DataFlow) -> bool:
+    """Return whether the person acts for the flow's source or destination."""
+    return (
+        user.is_authenticated
+        and organisations_of(user).filter(pk__in=[flow.source_id, flow.destination_id]).exists()
+    )
+
+
+def get_data_flow_for_user(user: User, pk: int | str) -> DataFlow:
+    """Return the flow if the person may see it; 404 otherwise (never leak that it exists).
+
+    CSU admins see every flow; the parties are the people bound to its source or destination.
+    """
+    try:
+        pk = int(pk)
+    except (TypeError, ValueError):
+        raise Http404("No such data flow.") from None
+    flow = (
+        DataFlow.objects.select_related(
+            "programme", "source", "destination", "created_by", "submitted_by", "decided_by"
+        )
+        .filter(pk=pk)
+        .first()
+    )
+    if flow is None or not (
+        user.is_authenticated and (user.can("read_all") or is_party(user, flow))
+    ):
+        raise Http404("No such data flow.")
+    return flow
+
+
+def require_may_draft_data_flow(user: User, source: Organisation) -> None:
+    """Raise PermissionDenied unless the person may propose a flow from the source.
+
+    A CSU admin may propose any flow; a DPO only from an organisation they act for.
+    """
+    require(user, "create_data_flows")
+    if not user.can("read_all") and not is_member(user, source):
+        raise PermissionDenied(
+            f"You may propose data flows only from your own organisation, not from {source.name}."
+        )
+
+
+def data_flow_refusal(user: User, flow: DataFlow, action: str) -> str | None:
+    """Return why the person's role may not take the action on the flow, or None if it may.
+
+    The state of the flow is not looked at here (the services answer 409 for that).
+    """
+    if action == "submit":
+        if flow.created_by_id != user.pk:
+            who = flow.created_by.get_username() if flow.created_by else "its author"
+            return f"Only the person who drafted this flow ({who}) can submit it."
+        return None
+    if action == "edit":
+        try:
+            require_may_draft_data_flow(user, flow.source)
+        except PermissionDenied as exc:
+            return str(exc)
+        return None
+    if not user.can("approve_data_flows"):
+        return f"Your role ({user.get_role_display()}) may not approve, reject, suspend or close data flows."
+    if action in ("approve", "reject") and flow.submitted_by_id == user.pk:
+        return "You submitted this flow, so another CSU admin must decide it (four eyes)."
+    return None
+
+
+def require_data_flow_action(user: User, flow: DataFlow, action: str) -> None:
+    """Raise PermissionDenied unless the person's role allows the action on this flow."""
+    reason = data_flow_refusal(user, flow, action)
+    if reason:
+        raise PermissionDenied(reason)
+
+
+def data_flow_actions_for(user: User, flow: DataFlow) -> list[str]:
+    """Return the actions the person may take on the flow now (its state and their role)."""
+    actions = []
+    if flow.status == DataFlow.Status.DRAFT and data_flow_refusal(user, flow, "edit") is None:
+        actions.append("edit")
+    for action, (sources, _) in DataFlow.TRANSITIONS.items():
+        if flow.status in sources and data_flow_refusal(user, flow, action) is None:
+            actions.append(action)
+    return actions
+
+
+# --- records of processing ---------------------------------------------------------
+def may_read_record_of_processing(user: User, organisation: Organisation) -> bool:
+    """Return whether the person may read the organisation's record of processing."""
+    if user.can("read_every_record_of_processing"):
+        return True
+    return user.can("read_record_of_processing") and is_member(user, organisation)
+
+
+def get_organisation_for_record_of_processing(user: User, ods_code: str) -> Organisation:
+    """Return the organisation whose record of processing the person may read.
+
+    CSU admins and auditors read every record; a DPO reads their own organisation's;
+    another person bound to it gets a 403; anyone else a 404.
+    """
+    if user.can("read_every_record_of_processing"):
+        organisation = Organisation.objects.filter(ods_code=ods_code.upper()).first()
+        if organisation is None:
+            raise Http404("No such organisation.")
+        return organisation
+    return get_organisation_for_user(user, ods_code, capability="read_record_of_processing")

@@ -279,6 +279,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "status"; name their enums apart in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "ProgrammeStatusEnum": "governance.models.Programme.Status",
+        "DataFlowStatusEnum": "governance.models.DataFlow.Status",
+        "NoticeVersionStatusEnum": "notices.models.NoticeVersion.Status",
+    },
 }
 
 # --- Celery -------------------------------------------------------------------

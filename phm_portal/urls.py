@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -11,6 +11,8 @@ from datasets import api as datasets_api
 from datasets import views as datasets_views
 from governance import api as governance_api
 from governance import views as governance_views
+from notices import api as notices_api
+from notices import views as notices_views
 from phm_portal import api as portal_api
 from phm_portal import views as portal_views
 
@@ -26,6 +28,15 @@ router.register(
 router.register("users", governance_api.UserViewSet, basename="api-user")
 router.register("datasets", datasets_api.DatasetViewSet, basename="api-dataset")
 router.register("jobs", datasets_api.JobViewSet, basename="api-job")
+# --- data flows (issue 3) ---
+router.register("data-flows", governance_api.DataFlowViewSet, basename="api-data-flow")
+# --- notices (issue 5) ---
+router.register(
+    r"programmes/(?P<programme_slug>[-a-z0-9]+)/notices",
+    notices_api.ProgrammeNoticeViewSet,
+    basename="api-programme-notice",
+)
+router.register("notices", notices_api.NoticeVersionViewSet, basename="api-notice")
 
 api_v1 = [
     path("auth/token/", governance_api.ObtainToken.as_view(), name="api-token"),
@@ -38,6 +49,12 @@ api_v1 = [
         name="api-reidentify",
     ),
     *consent_urls.api_urls,
+    # --- records of processing (issue 3) ---
+    path(
+        "organisations/<str:ods_code>/record-of-processing/",
+        governance_api.RecordOfProcessingView.as_view(),
+        name="api-record-of-processing",
+    ),
     path("", include(router.urls)),
 ]
 
@@ -75,6 +92,21 @@ urlpatterns = [
     path("programmes/", governance_views.programme_list, name="programme-list"),
     path("programmes/<slug:slug>/", governance_views.programme_detail, name="programme-detail"),
     path("people/", governance_views.user_list, name="user-list"),
+    # --- data flows and records of processing (issue 3) ---
+    path("data-flows/", governance_views.data_flow_list, name="data-flow-list"),
+    path("data-flows/new/", governance_views.data_flow_create, name="data-flow-create"),
+    path("data-flows/<int:pk>/", governance_views.data_flow_detail, name="data-flow-detail"),
+    path("data-flows/<int:pk>/edit/", governance_views.data_flow_edit, name="data-flow-edit"),
+    path(
+        "data-flows/<int:pk>/<slug:action>/",
+        governance_views.data_flow_transition,
+        name="data-flow-transition",
+    ),
+    re_path(
+        r"^organisations/(?P<ods_code>[A-Za-z0-9]{1,20})/record-of-processing\.(?P<fmt>csv|json)$",
+        governance_views.record_of_processing_download,
+        name="record-of-processing-download",
+    ),
     path("audit/", portal_views.audit_list, name="audit-list"),
     path("datasets/", datasets_views.dataset_list, name="dataset-list"),
     path("datasets/upload/", datasets_views.dataset_upload, name="dataset-upload"),
@@ -89,6 +121,24 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/output.csv", datasets_views.job_output, name="job-output"),
     path("practices/<str:ods_code>/reidentify/", datasets_views.reidentify, name="reidentify"),
     *consent_urls.page_urls,
+    # --- notices (issue 5): the public side, then the DPO's pages ---
+    path("notices/", notices_views.search, name="notice-search"),
+    path("notices/<slug:slug>/", notices_views.current, name="notice-current"),
+    path("notices/<slug:slug>/v<int:number>/", notices_views.version_page, name="notice-version"),
+    path(
+        "notices/<slug:slug>/v<int:number>/changes/",
+        notices_views.changes_page,
+        name="notice-changes",
+    ),
+    path("notices/<slug:slug>/v<int:number>.pdf", notices_views.version_pdf, name="notice-pdf"),
+    path(
+        "programmes/<slug:slug>/notice/",
+        notices_views.programme_notices,
+        name="notice-programme",
+    ),
+    path("notice-versions/<int:pk>/", notices_views.manage, name="notice-manage"),
+    path("notice-versions/<int:pk>/publish/", notices_views.publish, name="notice-publish"),
+    path("notice-versions/<int:pk>/withdraw/", notices_views.withdraw, name="notice-withdraw"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import factory
+from django.utils import timezone
 
-from governance.models import Organisation, Participation, Programme, User
+from governance.models import DataFlow, Organisation, Participation, Programme, User
 from governance.permissions import bind
 
 
@@ -66,3 +67,34 @@ class UserFactory(factory.django.DjangoModelFactory):
     def organisations(self, create, extracted, **kwargs):
         for organisation in extracted or []:
             bind(self, organisation)
+
+
+# --- data flows (issue 3) ---
+class DataFlowFactory(factory.django.DjangoModelFactory):
+    """A flow written straight to the table (tests of reads); the services make real ones."""
+
+    class Meta:
+        model = DataFlow
+
+    programme = factory.SubFactory(ProgrammeFactory)
+    source = factory.SubFactory(PracticeFactory)
+    destination = factory.SubFactory(OrganisationFactory)
+    data_categories = factory.LazyFunction(lambda: ["gp"])
+    identifiability = DataFlow.Identifiability.IDENTIFIABLE
+    dpia_reference = "DPIA-TEST-01"
+    dsa_reference = "DSA-TEST-01"
+    status = DataFlow.Status.DRAFT
+    # A flow past "submitted" was decided at some time (a database constraint says so).
+    submitted_at = factory.LazyAttribute(
+        lambda o: None if o.status == DataFlow.Status.DRAFT else timezone.now()
+    )
+    decided_at = factory.LazyAttribute(
+        lambda o: (
+            None
+            if o.status in (DataFlow.Status.DRAFT, DataFlow.Status.SUBMITTED)
+            else timezone.now()
+        )
+    )
+    decision_comment = factory.LazyAttribute(
+        lambda o: "Not this time." if o.status == DataFlow.Status.REJECTED else ""
+    )

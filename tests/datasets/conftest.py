@@ -26,7 +26,9 @@ def optum(programme):
 def make_flow(
     programme, source, destination, status=DataFlow.Status.APPROVED, identifiability="identifiable"
 ):
-    flow = DataFlow.objects.create(
+    from tests.factories import DataFlowFactory
+
+    flow = DataFlowFactory(
         programme=programme,
         source=source,
         destination=destination,

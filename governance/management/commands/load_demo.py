@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from governance import demo, services
-from governance.models import Organisation, Participation, Programme, User
+from governance.models import DataFlow, Organisation, Participation, Programme, User
 from governance.permissions import bind
 
 
@@ -33,8 +33,8 @@ class Command(BaseCommand):
                 importlib.import_module(module_name).load(stdout=self.stdout)
         self.stdout.write(
             self.style.SUCCESS(
-                f"Demo data ready: {made['organisations']} organisations, {made['programmes']} programmes "
-                f"and {made['users']} users added (the rest were there already). "
+                f"Demo data ready: {made['organisations']} organisations, {made['programmes']} programmes, "
+                f"{made['users']} users and {made['data_flows']} data flows added (the rest were there already). "
                 f"Demo users sign in with DEMO_PASSWORD."
             )
         )
@@ -118,4 +118,52 @@ class Command(BaseCommand):
                     bind(user, orgs[o])
                 user.set_password(settings.DEMO_PASSWORD)
                 user.save(update_fields=["password"])
+        made["data_flows"] = self._load_flows(orgs)
         return made
+
+    def _load_flows(self, orgs: dict[str, Organisation]) -> int:
+        """Add the notices' data flows, each through the workflow (four eyes); skip existing ones."""
+        drafter = User.objects.get(username="csu-admin")
+        decider = User.objects.get(username="csu-admin-2")
+        programmes = {p.slug: p for p in Programme.objects.filter(slug__in=demo.SLUGS)}
+        added = 0
+        for (
+            slug,
+            source,
+            destination,
+            categories,
+            identifiability,
+            outcome,
+            purpose,
+        ) in demo.expanded_flows():
+            existing = DataFlow.objects.filter(
+                programme=programmes[slug],
+                source=orgs[source],
+                destination=orgs[destination],
+                identifiability=identifiability,
+            )
+            if any(sorted(f.data_categories) == sorted(categories) for f in existing):
+                continue
+            flow = services.data_flow_create(
+                actor=drafter,
+                programme=programmes[slug],
+                source=orgs[source],
+                destination=orgs[destination],
+                data_categories=categories,
+                identifiability=identifiability,
+                legal_basis_codes=demo.FLOW_LEGAL_BASES,
+                purpose=purpose,
+                dpia_reference=demo.dpia_reference(slug),
+                dsa_reference=demo.dsa_reference(slug, source, destination),
+            )
+            added += 1
+            if outcome == "draft":
+                continue
+            services.data_flow_submit(actor=drafter, flow=flow)
+            if outcome == "approved":
+                services.data_flow_approve(
+                    actor=decider, flow=flow, comment="DPIA and data sharing agreement checked."
+                )
+            elif outcome == "rejected":
+                services.data_flow_reject(actor=decider, flow=flow, reason=demo.REJECTION_REASON)
+        return added

@@ -7,14 +7,16 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import connection
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
 from governance import permissions as perms
 from governance import selectors, services
+from governance.flowmap import build_flow_map
 from governance.forms import UserCreateForm
-from governance.models import Organisation, Programme, User
+from governance.models import DataFlow, Organisation, Participation, Programme, User
 from phm_portal.errors import DomainError
 from phm_portal.forms import add_service_error
 
@@ -31,6 +33,9 @@ def home(request: HttpRequest) -> HttpResponse:
             "organisations": organisations,
             "programmes": programmes,
             "capabilities": [(c, perms.CAPABILITY_LABELS[c]) for c in perms.capabilities_of(user)],
+            "flows_awaiting": perms.data_flows_visible_to(user)
+            .filter(status=DataFlow.Status.SUBMITTED)
+            .count(),
         },
     )
 
@@ -64,10 +69,20 @@ def organisation_detail(request: HttpRequest, ods_code: str) -> HttpResponse:
             userobjectpermission__object_pk=str(organisation.pk),
             userobjectpermission__permission__codename="act_for_organisation",
         ).order_by("username")
+    is_controller = any(p.role in Participation.CONTROLLER_ROLES for p in participations)
     return render(
         request,
         "governance/organisation_detail.html",
-        {"organisation": organisation, "participations": participations, "members": members},
+        {
+            "organisation": organisation,
+            "participations": participations,
+            "members": members,
+            "is_controller": is_controller,
+            "may_read_record": perms.may_read_record_of_processing(request.user, organisation),
+            "flow_count": perms.data_flows_visible_to(request.user)
+            .filter(Q(source=organisation) | Q(destination=organisation))
+            .count(),
+        },
     )
 
 
@@ -90,10 +105,28 @@ def programme_detail(request: HttpRequest, slug: str) -> HttpResponse:
     programme = selectors.programme_with_participants(slug)
     if programme is None:
         raise Http404("No such programme.")
+    flows = selectors.programme_flows_for_map(programme, request.user)
+    flow_map = build_flow_map(
+        flows,
+        programme.participations.all(),
+        title=f"Data flows of {programme.name}",
+        ident=f"flowmap-{programme.slug}",
+    )
+    mine = set(
+        perms.data_flows_visible_to(request.user)
+        .filter(programme=programme)
+        .values_list("pk", flat=True)
+    )
     return render(
         request,
         "governance/programme_detail.html",
-        {"programme": programme, "by_role": selectors.participants_by_role(programme)},
+        {
+            "programme": programme,
+            "by_role": selectors.participants_by_role(programme),
+            "flows": flows,
+            "flow_map": flow_map,
+            "visible_flow_ids": mine,
+        },
     )
 
 

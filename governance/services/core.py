@@ -1,4 +1,4 @@
-"""Every write of the governance app: plain functions that validate, save and audit."""
+"""Organisations, programmes, who takes part, and people: validate, save and audit."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The governance part of the REST API (API.md "governance", "users")."""
+"""The governance part of the REST API (API.md "governance", "users"): set-up and people."""
 
 from __future__ import annotations
 

@@ -1,0 +1,43 @@
+"""The governance part of the REST API (API.md "governance", "users"), split by subject."""
+
+from __future__ import annotations
+
+from governance.api.core import (
+    IsReaderOrManager,
+    LegalBasisSerializer,
+    LegalBasisViewSet,
+    MeView,
+    ObtainToken,
+    OrganisationSerializer,
+    OrganisationViewSet,
+    ParticipantViewSet,
+    ParticipationSerializer,
+    ProgrammeSerializer,
+    ProgrammeViewSet,
+    UserSerializer,
+    UserViewSet,
+)
+from governance.api.data_flows import (
+    DataFlowSerializer,
+    DataFlowViewSet,
+    RecordOfProcessingView,
+)
+
+__all__ = [
+    "DataFlowSerializer",
+    "DataFlowViewSet",
+    "IsReaderOrManager",
+    "LegalBasisSerializer",
+    "LegalBasisViewSet",
+    "MeView",
+    "ObtainToken",
+    "OrganisationSerializer",
+    "OrganisationViewSet",
+    "ParticipantViewSet",
+    "ParticipationSerializer",
+    "ProgrammeSerializer",
+    "ProgrammeViewSet",
+    "RecordOfProcessingView",
+    "UserSerializer",
+    "UserViewSet",
+]

@@ -1,0 +1,59 @@
+"""Every write of the governance app: plain functions that validate, save and audit.
+
+Split by subject; `from governance import services` then `services.<thing>_<verb>(...)`
+works for all of them.
+"""
+
+from __future__ import annotations
+
+from governance.services.core import (
+    ORGANISATION_FIELDS,
+    PROGRAMME_FIELDS,
+    organisation_create,
+    organisation_update,
+    participation_add,
+    participation_remove,
+    programme_create,
+    programme_go_live,
+    programme_update,
+    programmes_mark_ended,
+    set_password_path,
+    user_bind,
+    user_create,
+)
+from governance.services.data_flows import (
+    DATA_FLOW_FIELDS,
+    data_flow_approve,
+    data_flow_close,
+    data_flow_create,
+    data_flow_reinstate,
+    data_flow_reject,
+    data_flow_submit,
+    data_flow_suspend,
+    data_flow_update,
+)
+
+__all__ = [
+    "DATA_FLOW_FIELDS",
+    "ORGANISATION_FIELDS",
+    "PROGRAMME_FIELDS",
+    "data_flow_approve",
+    "data_flow_close",
+    "data_flow_create",
+    "data_flow_reinstate",
+    "data_flow_reject",
+    "data_flow_submit",
+    "data_flow_suspend",
+    "data_flow_update",
+    "organisation_create",
+    "organisation_update",
+    "participation_add",
+    "participation_remove",
+    "programme_create",
+    "programme_go_live",
+    "programme_update",
+    "programmes_mark_ended",
+    "set_password_path",
+    "user_bind",
+    "user_create",
+]

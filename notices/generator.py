@@ -1,0 +1,742 @@
+"""Write a programme's privacy notice from its governance data.
+
+`programme_facts` reads everything a notice may say from the governance models
+(participations, legal bases, approved data flows) into plain JSON; `sections`
+writes the notice from those facts alone, in the small Markdown subset of
+notices.render. Nothing here is typed per region: a region's notice says what its
+data says, and a fact that is not recorded is not stated (the completeness check
+names it instead).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from governance.models import DataFlow, Organisation, Participation, Programme
+from notices.render import md_escape, md_link
+
+NATIONAL_OPT_OUT_URL = "https://www.nhs.uk/your-nhs-data-matters/"
+NATIONAL_OPT_OUT_EXEMPTIONS_URL = (
+    "https://www.nhs.uk/your-nhs-data-matters/where-your-choice-does-not-apply/"
+)
+NATIONAL_OPT_OUT_PHONE = "0300 3035678"
+ICO_COMPLAINT_URL = "https://ico.org.uk/make-a-complaint/"
+ICO_PHONE = "0303 123 1113"
+
+# Where an organisation of each kind gets the information it sends.
+KIND_CATEGORY = {
+    Organisation.Kind.GP_PRACTICE: DataFlow.Category.GP,
+    Organisation.Kind.NHS_TRUST: DataFlow.Category.HOSPITAL,
+    Organisation.Kind.COMMUNITY_PROVIDER: DataFlow.Category.COMMUNITY,
+    Organisation.Kind.LOCAL_AUTHORITY: DataFlow.Category.SOCIAL_CARE,
+    Organisation.Kind.NATIONAL_BODY: DataFlow.Category.NATIONAL,
+}
+CATEGORY_LABELS = dict(DataFlow.Category.choices)
+RESPONSIBILITY_LABELS = dict(Participation.Responsibility.choices)
+CONTROLLER_ROLES = {r.value for r in Participation.CONTROLLER_ROLES}
+PROCESSOR_ROLES = {r.value for r in Participation.PROCESSOR_ROLES}
+
+# (key, title) in reading order; "changes" comes first when there are any.
+SECTION_TITLES: OrderedDict[str, str] = OrderedDict(
+    [
+        ("changes", "What has changed in this version"),
+        ("about", "What this notice is about"),
+        ("controllers", "Who is responsible for your information"),
+        ("purposes", "Why your information is used"),
+        ("legal_basis", "The law that allows this"),
+        ("sources", "Where your information comes from"),
+        ("pseudonymisation", "Your name and NHS number are replaced by a code"),
+        ("recipients", "Who your information is shared with"),
+        ("overseas", "Transfers outside the UK"),
+        ("retention", "How long your information is kept and how it is destroyed"),
+        ("rights", "Your rights"),
+        ("opt_out", "How to opt out"),
+        ("complaints", "How to complain"),
+    ]
+)
+
+
+# --- facts -----------------------------------------------------------------------
+def programme_facts(programme: Programme) -> dict:
+    """Return everything the notice may say about the programme, as JSON-ready data."""
+    participations = (
+        programme.participations.select_related("organisation")
+        .order_by("organisation__name", "role")
+        .all()
+    )
+    participants = [
+        {
+            "ods": p.organisation.ods_code,
+            "name": p.organisation.name,
+            "short_name": p.organisation.short_name,
+            "kind": p.organisation.kind,
+            "part_of": p.organisation.part_of,
+            "website": p.organisation.website,
+            "dpo_name": p.organisation.dpo_name,
+            "dpo_email": p.organisation.dpo_email,
+            "role": p.role,
+            "responsibilities": list(p.responsibilities),
+            "description": p.description,
+            "processes_identifiable_data": p.processes_identifiable_data,
+            "is_lead": p.is_lead,
+        }
+        for p in participations
+    ]
+    return {
+        "programme": {
+            "slug": programme.slug,
+            "name": programme.name,
+            "region": programme.region,
+            "partnership": programme.partnership,
+            "population": programme.population,
+            "start_date": programme.start_date.isoformat() if programme.start_date else None,
+            "length_weeks": programme.length_weeks,
+            "end_date": programme.end_date.isoformat() if programme.end_date else None,
+            "purposes": list(programme.purposes),
+            "overseas_transfer": programme.overseas_transfer,
+            "overseas_transfer_detail": programme.overseas_transfer_detail,
+            "type1_opt_out_applies": programme.type1_opt_out_applies,
+            "type1_opt_out_contact": programme.type1_opt_out_contact,
+            "national_opt_out_applies": programme.national_opt_out_applies,
+            "national_opt_out_exemption": programme.national_opt_out_exemption,
+        },
+        "legal_bases": [
+            {
+                "code": b.code,
+                "regime": b.regime,
+                "regime_label": b.get_regime_display(),
+                "article": b.article,
+                "title": b.title,
+                "text": b.text,
+            }
+            for b in programme.legal_bases.order_by("regime", "code")
+        ],
+        "participants": participants,
+        "sources": _sources(programme, participants),
+    }
+
+
+def _sources(programme: Programme, participants: list[dict]) -> list[dict]:
+    """Return who sends data into the programme and what kind of records.
+
+    1. Participants that provide data (the data_provider role or the provide_data
+       responsibility), and controllers whose kind holds records (a GP practice).
+    2. The sources of the programme's approved data flows, with their categories.
+    """
+    found: dict[str, dict] = {}
+    for p in participants:
+        category = KIND_CATEGORY.get(p["kind"])
+        provides = p["role"] == "data_provider" or "provide_data" in p["responsibilities"]
+        if not (provides or (p["role"] in CONTROLLER_ROLES and category)):
+            continue
+        entry = found.setdefault(
+            p["ods"], {"ods": p["ods"], "name": p["name"], "kind": p["kind"], "categories": []}
+        )
+        if category and category not in entry["categories"]:
+            entry["categories"].append(category)
+        if p["description"] and p["role"] == "data_provider":
+            entry["description"] = p["description"]
+    flows = (
+        DataFlow.objects.filter(programme=programme, status=DataFlow.Status.APPROVED)
+        .select_related("source")
+        .order_by("source__name", "pk")
+    )
+    for flow in flows:
+        entry = found.setdefault(
+            flow.source.ods_code,
+            {
+                "ods": flow.source.ods_code,
+                "name": flow.source.name,
+                "kind": flow.source.kind,
+                "categories": [],
+            },
+        )
+        for category in flow.data_categories:
+            if category in CATEGORY_LABELS and category not in entry["categories"]:
+                entry["categories"].append(category)
+    order = list(CATEGORY_LABELS)
+    for entry in found.values():
+        entry["categories"].sort(key=order.index)
+    return sorted(found.values(), key=lambda e: (e["kind"] != "gp_practice", e["name"]))
+
+
+# --- writing ---------------------------------------------------------------------
+def _name(p: dict) -> str:
+    """Return the organisation's full name, with the short name it goes by after."""
+    name = md_escape(p["name"])
+    if p["short_name"] and p["short_name"] != p["name"]:
+        name += f" ({md_escape(p['short_name'])})"
+    return name
+
+
+def _short(p: dict) -> str:
+    return md_escape(p["short_name"] or p["name"])
+
+
+def _join(items: list[str]) -> str:
+    items = [i for i in items if i]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    if not text:
+        return ""
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _lower_first(text: str) -> str:
+    """Lower-case the first letter for use mid-sentence, unless it starts an acronym (GP)."""
+    if len(text) > 1 and text[1].isupper():
+        return text
+    return text[:1].lower() + text[1:]
+
+
+def _does(p: dict) -> str:
+    labels = [RESPONSIBILITY_LABELS.get(r, r) for r in p["responsibilities"]]
+    return _join(labels)
+
+
+def _by_org(participants: list[dict], roles: set[str]) -> list[dict]:
+    """Return one entry per organisation in any of the roles, merging what it does."""
+    merged: dict[str, dict] = {}
+    for p in participants:
+        if p["role"] not in roles:
+            continue
+        entry = merged.get(p["ods"])
+        if entry is None:
+            merged[p["ods"]] = {**p, "roles": [p["role"]], "descriptions": [p["description"]]}
+            continue
+        entry["roles"].append(p["role"])
+        entry["responsibilities"] += [
+            r for r in p["responsibilities"] if r not in entry["responsibilities"]
+        ]
+        entry["descriptions"].append(p["description"])
+        entry["processes_identifiable_data"] = (
+            entry["processes_identifiable_data"] and p["processes_identifiable_data"]
+        )
+    return list(merged.values())
+
+
+def _contact(p: dict) -> str:
+    parts = []
+    if p["website"]:
+        parts.append(f"website {md_link(p['website'], p['website'])}")
+    if p["dpo_email"]:
+        who = md_escape(p["dpo_name"] or "Data Protection Officer")
+        parts.append(f"{who}: {md_link(p['dpo_email'], 'mailto:' + p['dpo_email'])}")
+    return "; ".join(parts)
+
+
+def _population(n: int) -> str:
+    if n >= 1_000_000:
+        millions = n / 1_000_000
+        return f"{millions:.1f}".rstrip("0").rstrip(".") + " million"
+    return f"{n:,}"
+
+
+def _weeks(n: int) -> str:
+    return f"{n} week" + ("" if n == 1 else "s")
+
+
+def _practices(participants: list[dict], roles: set[str]) -> list[dict]:
+    return [p for p in _by_org(participants, roles) if p["kind"] == "gp_practice"]
+
+
+def _about(facts: dict) -> str:
+    prog = facts["programme"]
+    area = md_escape(prog["region"])
+    if area.startswith(("Your ", "Our ")):  # "Your area" reads "your area" mid-sentence
+        area = area[0].lower() + area[1:]
+    lines = [
+        f"This notice is about the {md_escape(prog['name'])}. Under data protection law we must "
+        "tell you how your personal information is used in it, who it is shared with and why, "
+        "and what your choices are.",
+        "Population Health Management (PHM) is about improving the physical and mental health "
+        "and wellbeing of people, and making sure that access to services is fair, timely and "
+        "equal. Health and care organisations work together and combine information to get a "
+        "view of the health of the people in an area and of the services they use.",
+    ]
+    where = f"The programme covers {area}"
+    if prog["partnership"]:
+        where += f", as part of {md_escape(prog['partnership'])}"
+    if prog["population"]:
+        where += f": the {_population(prog['population'])} people who live in {area}"
+    lines.append(where + ".")
+    return "\n\n".join(lines)
+
+
+def _controllers(facts: dict) -> str:
+    controllers = _by_org(facts["participants"], CONTROLLER_ROLES)
+    if not controllers:
+        return ""
+    practices = [p for p in controllers if p["kind"] == "gp_practice"]
+    others = [p for p in controllers if p["kind"] != "gp_practice"]
+    out = [
+        "The organisations below are the controllers of your information in this programme: "
+        "they decide how and why it is used, and answer for it."
+    ]
+    if practices:
+        out.append(
+            "Your GP practice is a controller. The practices taking part, and how to contact "
+            "their Data Protection Officers:"
+        )
+        out.append(
+            "\n".join(
+                f"- {_name(p)}, ODS code {md_escape(p['ods'])}"
+                + (f"; {_contact(p)}" if _contact(p) else "")
+                for p in practices
+            )
+        )
+    for p in others:
+        joint = " (joint controller)" if "joint_controller" in p["roles"] else ""
+        line = f"- **{_name(p)}**{joint}"
+        if p["part_of"]:
+            line += f", part of {md_escape(p['part_of'])}"
+        contact = _contact(p)
+        if contact:
+            line += f"; {contact}"
+        out.append(line)
+    lead = next((p for p in controllers if p["is_lead"]), None)
+    if lead is not None and (len(controllers) > 1):
+        out.append(
+            f"{_short(lead)} is the lead controller: its Data Protection Officer answers "
+            "questions about the programme for all of them."
+        )
+    return "\n\n".join(out)
+
+
+def _purposes(facts: dict) -> str:
+    purposes = facts["programme"]["purposes"]
+    if not purposes:
+        return ""
+    items = "\n".join(f"- {md_escape(p)}" for p in purposes)
+    return (
+        "Your information is used for health and care activities such as:\n\n"
+        + items
+        + "\n\nIf the programme finds that you might benefit from some additional care or "
+        "support, your GP or care provider is told, so that they can offer it to you."
+    )
+
+
+def _legal_basis(facts: dict) -> str:
+    bases = facts["legal_bases"]
+    if not bases:
+        return ""
+    out = ["The programme's legal bases for using your information are:"]
+    for b in bases:
+        if b["regime"] in ("uk_gdpr_6", "uk_gdpr_9"):
+            ref = f"UK GDPR Article {md_escape(b['article'])} ({md_escape(b['title'])})"
+        else:
+            ref = f"{md_escape(b['regime_label'])}, {md_escape(b['article'])} ({md_escape(b['title'])})"
+        out.append(f"- {ref}: “{md_escape(b['text'].rstrip(';').rstrip('.'))}.”")
+    return out[0] + "\n\n" + "\n".join(out[1:])
+
+
+def _sources_text(facts: dict) -> str:
+    sources = facts["sources"]
+    if not sources:
+        return ""
+    lines = []
+    practices = [s for s in sources if s["kind"] == "gp_practice"]
+    if practices:
+        cats = []
+        for s in practices:
+            cats += [c for c in s["categories"] if c not in cats]
+        label = (
+            _join([_lower_first(CATEGORY_LABELS[c]) for c in cats]) or "the information they hold"
+        )
+        lines.append(f"- **Your GP practice**: {_lower_first(label)}")
+    for s in sources:
+        if s["kind"] == "gp_practice":
+            continue
+        label = (
+            _join([_lower_first(CATEGORY_LABELS[c]) for c in s["categories"]])
+            or "the information it holds"
+        )
+        line = f"- **{md_escape(s['name'])}**: {_lower_first(label)}"
+        if s.get("description"):
+            line += f". {md_escape(_sentence(s['description']))}"
+        lines.append(line)
+    all_cats = []
+    for s in sources:
+        all_cats += [c for c in s["categories"] if c not in all_cats]
+    kinds = _join([_lower_first(CATEGORY_LABELS[c]) for c in all_cats])
+    intro = (
+        "The information is not collected from you directly. It comes from the records "
+        "that these organisations already hold about your health and care"
+        + (f" ({kinds})" if kinds else "")
+        + ":"
+    )
+    return intro + "\n\n" + "\n".join(lines)
+
+
+def _pseudonymisation(facts: dict) -> str:
+    participants = facts["participants"]
+    by = [p for p in _by_org(participants, set(Participation.Role.values))]
+    pseudonymisers = [p for p in by if "pseudonymise" in p["responsibilities"]]
+    reidentifiers = [p for p in by if "re_identify" in p["responsibilities"]]
+    out = [
+        "Before anyone works with your information for the programme, anything that can "
+        "identify you, like your name or NHS number, is removed and replaced with a code"
+        + (f" by {_join([_short(p) for p in pseudonymisers])}" if pseudonymisers else "")
+        + ". This is called pseudonymisation. The people working with the data only see the "
+        "code and cannot see which patient the information is about."
+    ]
+    practices = [p for p in reidentifiers if p["kind"] == "gp_practice"]
+    others = [p for p in reidentifiers if p["kind"] != "gp_practice"]
+    who = (["your GP practice"] if practices else []) + [_short(p) for p in others]
+    if who:
+        out.append(
+            f"Only {_join(who)} can use the code to find out who you are, so that they can "
+            "offer you care or support you might benefit from."
+        )
+    else:
+        out.append("Nobody taking part in the programme can use the code to identify you.")
+    return "\n\n".join(out)
+
+
+def _recipients(facts: dict) -> str:
+    shared = _by_org(facts["participants"], PROCESSOR_ROLES | {Participation.Role.RECIPIENT.value})
+    if not shared:
+        return ""
+    lines = []
+    practices = [p for p in shared if p["kind"] == "gp_practice"]
+    for p in shared:
+        if p["kind"] == "gp_practice":
+            continue
+        role = (
+            "processor"
+            if "processor" in p["roles"]
+            else "sub-processor"
+            if "sub_processor" in p["roles"]
+            else "recipient"
+        )
+        line = f"- **{_name(p)}**"
+        if p["part_of"]:
+            line += f", part of {md_escape(p['part_of'])}"
+        line += f" ({role})"
+        does = _does(p)
+        if does:
+            line += f": will {does}"
+        line += "."
+        for description in dict.fromkeys(d for d in p["descriptions"] if d):
+            line += f" {md_escape(_sentence(description))}"
+        if not p["processes_identifiable_data"] and not any(
+            "identifiable" in d.lower() for d in p["descriptions"]
+        ):
+            line += f" {_short(p)} processes no identifiable data."
+        if p["website"]:
+            line += f" More information: {md_link(p['website'], p['website'])}"
+        lines.append(line)
+    if practices:
+        does = _join(
+            [
+                RESPONSIBILITY_LABELS.get(r, r)
+                for r in dict.fromkeys(r for p in practices for r in p["responsibilities"])
+            ]
+        )
+        lines.append("- **Your GP practice** (recipient)" + (f": will {does}." if does else "."))
+    processors = [p for p in shared if set(p["roles"]) & PROCESSOR_ROLES]
+    out = ["Your information is shared with:", "\n".join(lines)]
+    if processors:
+        out.append(
+            f"{_join([_short(p) for p in processors])} "
+            + ("is" if len(processors) == 1 else "are")
+            + " legally obliged to protect your information and keep it confidential in the "
+            "same way that your GP or hospital provider is, and may only use it as the "
+            "controllers instruct."
+        )
+    return "\n\n".join(out)
+
+
+def _overseas(facts: dict) -> str:
+    prog = facts["programme"]
+    transfer = prog["overseas_transfer"]
+    detail = md_escape(prog["overseas_transfer_detail"]) if prog["overseas_transfer_detail"] else ""
+    if transfer == Programme.OverseasTransfer.NONE:
+        text = "Data is not transferred overseas: it stays in the UK."
+    elif transfer == Programme.OverseasTransfer.ADEQUACY:
+        text = (
+            "Some data is transferred outside the UK, only to countries that UK law recognises "
+            "as protecting personal data adequately (adequacy regulations)."
+        )
+    elif transfer == Programme.OverseasTransfer.IDTA:
+        text = (
+            "Some data is transferred outside the UK under the Information Commissioner's "
+            "International Data Transfer Agreement, which protects it as UK law does. You can "
+            "ask the Data Protection Officer for a copy."
+        )
+    elif transfer == Programme.OverseasTransfer.ADDENDUM:
+        text = (
+            "Some data is transferred outside the UK under the EU standard contractual clauses "
+            "with the UK addendum, which protect it as UK law does. You can ask the Data "
+            "Protection Officer for a copy."
+        )
+    else:
+        return ""  # not recorded: say nothing; the completeness check names the gap
+    return text + (f"\n\n{detail}" if detail else "")
+
+
+def _retention(facts: dict) -> str:
+    prog = facts["programme"]
+    participants = facts["participants"]
+    out = []
+    if prog["length_weeks"]:
+        line = f"The programme runs for {_weeks(prog['length_weeks'])}"
+        if prog["start_date"] and prog["end_date"]:
+            from datetime import date
+
+            start = date.fromisoformat(prog["start_date"])
+            end = date.fromisoformat(prog["end_date"])
+            line += f", from {start.day} {start:%B %Y} to {end.day} {end:%B %Y}"
+        out.append(line + ". Your information is kept only for that time.")
+    elif prog["start_date"]:
+        out.append(
+            "The length of the programme has not been stated. Your information is kept only "
+            "while the programme runs, and destroyed when it ends."
+        )
+    else:
+        return ""
+    holders = _by_org(participants, PROCESSOR_ROLES)
+    controllers = _by_org(participants, CONTROLLER_ROLES)
+    who = (
+        _join([_short(p) for p in holders]) or "every organisation that holds it for the programme"
+    )
+    line = (
+        f"When the programme ends, all the data held for it by {who} is securely destroyed: "
+        "the dataset is deleted together with the encryption keys used to protect it and to "
+        "make the codes, so that any copy left behind can never be read again."
+    )
+    out.append(line)
+    if controllers:
+        practices = [p for p in controllers if p["kind"] == "gp_practice"]
+        names = (["your GP practice"] if practices else []) + [
+            _short(p) for p in controllers if p["kind"] != "gp_practice"
+        ]
+        out.append(
+            "A data destruction certificate, saying what was destroyed, how and when, is then "
+            f"sent to every data controller: {_join(names)}."
+        )
+    out.append(
+        "This does not affect the records your GP or your other health and social care "
+        "providers already hold about you."
+    )
+    return "\n\n".join(out)
+
+
+def _rights(facts: dict) -> str:
+    bases = {b["code"] for b in facts["legal_bases"]}
+    items = [
+        "to be informed about how your information is used (this notice)",
+        "of access to the information held about you",
+        "to have information corrected if it is wrong (rectification)",
+        "to have information erased, where that right applies (it does not always apply to "
+        "work done as a public task, but you can ask)",
+        "to ask for the use of your information to be restricted",
+        "to object to your information being used (see “How to opt out”)",
+        "not to be subject to decisions made solely by automated means, including profiling: "
+        "any decision about your care is made by people",
+        "to be told of a data breach that is likely to put your rights and freedoms at high risk",
+    ]
+    if bases & {"UK-GDPR-6-1-a", "UK-GDPR-9-2-a"}:
+        items.append("to withdraw your consent at any time")
+    text = "Under the UK GDPR you have the right:\n\n" + "\n".join(f"- {i}" for i in items)
+    lead = next(
+        (p for p in facts["participants"] if p["is_lead"] and p["dpo_email"]),
+        None,
+    )
+    if lead is not None:
+        text += (
+            "\n\nTo use any of these rights, contact the Data Protection Officer of your GP "
+            "practice"
+            if lead["kind"] == "gp_practice"
+            else f"\n\nTo use any of these rights, contact the Data Protection Officer of {_short(lead)}"
+        )
+        text += f": {md_link(lead['dpo_email'], 'mailto:' + lead['dpo_email'])}."
+    return text
+
+
+def _opt_out(facts: dict) -> str:
+    prog = facts["programme"]
+    out = ["You have the right to object to your information being used in this way."]
+    if prog["type1_opt_out_applies"]:
+        if prog["type1_opt_out_contact"] == Programme.Type1Contact.PRACTICE_DPO:
+            practices = _practices(facts["participants"], set(Participation.Role.values))
+            out.append(
+                "**Opting out at your GP practice (a Type 1 opt-out).** If you choose to opt "
+                "out, contact your GP practice's Data Protection Officer in the first "
+                "instance. Your practice will then not share your information for purposes "
+                "beyond your own care, in this programme or any other it takes part in."
+            )
+            contacts = [
+                f"- {md_escape(p['name'])}: {md_link(p['dpo_email'], 'mailto:' + p['dpo_email'])}"
+                for p in practices
+                if p["dpo_email"]
+            ]
+            if contacts:
+                out.append("\n".join(contacts))
+        else:
+            out.append(
+                "**Opting out at your GP practice (a Type 1 opt-out).** Ask your GP practice. "
+                "Your practice will then not share your information for purposes beyond your "
+                "own care, in this programme or any other it takes part in."
+            )
+    else:
+        out.append("Type 1 opt-outs recorded at GP practices do not apply to this programme.")
+    if prog["national_opt_out_applies"]:
+        out.append(
+            "**The national data opt-out.** You can register a national data opt-out, or "
+            f"change your choice, online at {md_link(NATIONAL_OPT_OUT_URL, NATIONAL_OPT_OUT_URL)} "
+            f"or by calling {md_link(NATIONAL_OPT_OUT_PHONE, 'tel:' + NATIONAL_OPT_OUT_PHONE.replace(' ', ''))}. "
+            "National data opt-outs are applied to this programme: the information of people "
+            "who have registered one is left out."
+        )
+        out.append(
+            "A national data opt-out does not apply where there is a legal requirement to share "
+            "information or where it is in the public interest, such as helping to manage "
+            "contagious diseases. Find out more at "
+            f"{md_link(NATIONAL_OPT_OUT_EXEMPTIONS_URL, NATIONAL_OPT_OUT_EXEMPTIONS_URL)}."
+        )
+    else:
+        out.append(
+            "**The national data opt-out does not apply to this programme.** "
+            f"{md_escape(_sentence(prog['national_opt_out_exemption']))}"
+        )
+    out.append(
+        "If you are happy for your information to be used in this programme, you do not need "
+        "to do anything. You can change your mind at any time."
+    )
+    return "\n\n".join(out)
+
+
+def _complaints(facts: dict) -> str:
+    return (
+        "If you have a concern about how your information is used, please contact the Data "
+        "Protection Officer first (see “Who is responsible for your information”).\n\n"
+        "You also have the right to complain to the Information Commissioner's Office (ICO), "
+        f"online at {md_link(ICO_COMPLAINT_URL, ICO_COMPLAINT_URL)} or by calling "
+        f"{md_link(ICO_PHONE, 'tel:' + ICO_PHONE.replace(' ', ''))}."
+    )
+
+
+WRITERS = {
+    "about": _about,
+    "controllers": _controllers,
+    "purposes": _purposes,
+    "legal_basis": _legal_basis,
+    "sources": _sources_text,
+    "pseudonymisation": _pseudonymisation,
+    "recipients": _recipients,
+    "overseas": _overseas,
+    "retention": _retention,
+    "rights": _rights,
+    "opt_out": _opt_out,
+    "complaints": _complaints,
+}
+
+
+def sections(facts: dict, *, changes: list[str], since: int | None) -> list[dict]:
+    """Return the notice's sections, generated from the facts; local wording starts empty."""
+    out = []
+    if changes and since is not None:
+        out.append(
+            {
+                "key": "changes",
+                "title": SECTION_TITLES["changes"],
+                "generated_text": f"Since version {since} of this notice:\n\n"
+                + "\n".join(f"- {md_escape(c)}" for c in changes),
+                "local_text": "",
+            }
+        )
+    for key, writer in WRITERS.items():
+        out.append(
+            {
+                "key": key,
+                "title": SECTION_TITLES[key],
+                "generated_text": writer(facts),
+                "local_text": "",
+            }
+        )
+    return out
+
+
+# --- what changed ------------------------------------------------------------------
+ROLE_LABELS = dict(Participation.Role.choices)
+
+
+def changes_between(old: dict, new: dict) -> list[str]:
+    """Return, in plain sentences, how the programme's facts changed from old to new."""
+    if not old:
+        return []
+    out: list[str] = []
+    po, pn = old["programme"], new["programme"]
+
+    def key(p: dict) -> tuple[str, str]:
+        return (p["ods"], p["role"])
+
+    was = {key(p): p for p in old["participants"]}
+    now = {key(p): p for p in new["participants"]}
+    for k in now.keys() - was.keys():
+        p = now[k]
+        does = _does(p)
+        out.append(
+            f"{p['name']} now takes part as {ROLE_LABELS.get(p['role'], p['role']).lower()}"
+            + (f": it will {does}." if does else ".")
+        )
+    for k in was.keys() - now.keys():
+        p = was[k]
+        out.append(
+            f"{p['name']} no longer takes part as {ROLE_LABELS.get(p['role'], p['role']).lower()}."
+        )
+    for k in now.keys() & was.keys():
+        if now[k]["responsibilities"] != was[k]["responsibilities"]:
+            p = now[k]
+            out.append(f"What {p['name']} does has changed: it will now {_does(p) or 'take part'}.")
+    if po["length_weeks"] != pn["length_weeks"]:
+        if pn["length_weeks"] and po["length_weeks"]:
+            out.append(
+                f"The programme now runs for {_weeks(pn['length_weeks'])}, "
+                f"not {_weeks(po['length_weeks'])}."
+            )
+        elif pn["length_weeks"]:
+            out.append(f"The programme's length is now stated: {_weeks(pn['length_weeks'])}.")
+        else:
+            out.append("The programme's length is no longer stated.")
+    added = [p for p in pn["purposes"] if p not in po["purposes"]]
+    removed = [p for p in po["purposes"] if p not in pn["purposes"]]
+    out += [f"New purpose: {p}." for p in added]
+    out += [f"Purpose no longer pursued: {p}." for p in removed]
+    old_bases = {b["code"]: b for b in old["legal_bases"]}
+    new_bases = {b["code"]: b for b in new["legal_bases"]}
+    for code in new_bases.keys() - old_bases.keys():
+        out.append(f"New legal basis: Article {new_bases[code]['article']}.")
+    for code in old_bases.keys() - new_bases.keys():
+        out.append(f"Legal basis no longer relied on: Article {old_bases[code]['article']}.")
+    if (po["overseas_transfer"], po["overseas_transfer_detail"]) != (
+        pn["overseas_transfer"],
+        pn["overseas_transfer_detail"],
+    ):
+        out.append("What the notice says about transfers outside the UK has changed.")
+    for field, label in (
+        ("type1_opt_out_applies", "Type 1 opt-outs"),
+        ("type1_opt_out_contact", "Type 1 opt-outs"),
+        ("national_opt_out_applies", "the national data opt-out"),
+        ("national_opt_out_exemption", "the national data opt-out"),
+    ):
+        if po[field] != pn[field]:
+            sentence = f"How {label} work for this programme has changed."
+            if sentence not in out:
+                out.append(sentence)
+    old_sources = {s["ods"]: s for s in old["sources"]}
+    for s in new["sources"]:
+        before = old_sources.get(s["ods"], {}).get("categories", [])
+        fresh = [_lower_first(CATEGORY_LABELS[c]) for c in s["categories"] if c not in before]
+        if fresh:
+            out.append(f"{s['name']} now sends {_join(fresh)}.")
+    if po["population"] != pn["population"] or po["region"] != pn["region"]:
+        out.append("The area the programme covers has changed.")
+    return out

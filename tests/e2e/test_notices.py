@@ -1,0 +1,132 @@
+"""The public notice pages in a real browser: no WCAG 2.x A/AA violation, and a patient's journey."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from pypdf import PdfReader
+
+from governance import services as gov
+from governance.catalogue import legal_bases_sync
+from governance.models import LegalBasis, Programme, User
+from notices import services
+
+pytestmark = pytest.mark.e2e
+
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+
+
+@pytest.fixture
+def demo(transactional_db, settings):
+    # A transactional test's flush also empties the catalogue that migration 0002 seeded.
+    legal_bases_sync(LegalBasis)
+    settings.DEMO_PASSWORD = "a-demo-password"
+    call_command("load_demo", stdout=io.StringIO())
+
+
+@pytest.fixture
+def devon_v2(demo):
+    """Publish a second version of Devon's notice, so that there is a diff to read."""
+    devon = Programme.objects.get(slug="devon")
+    gov.programme_update(actor=None, programme=devon, data={"length_weeks": 30})
+    dpo = User.objects.get(username="dpo-devon")
+    draft, _ = services.notice_draft_generate(actor=dpo, programme=devon)
+    services.notice_version_update(
+        actor=dpo, version=draft, local_texts={"opt_out": "You can also ask at **reception**."}
+    )
+    draft.refresh_from_db()
+    return services.notice_version_publish(actor=dpo, version=draft)
+
+
+def axe_violations(page) -> list[dict]:
+    page.add_script_tag(content=AXE.read_text(encoding="utf-8"))
+    result = page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS
+    )
+    return [
+        {
+            "id": v["id"],
+            "impact": v["impact"],
+            "help": v["help"],
+            "nodes": [n["target"] for n in v["nodes"]][:5],
+        }
+        for v in result["violations"]
+    ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/notices/",
+        "/notices/?q=EX1",
+        "/notices/devon/",
+        "/notices/devon/v1/",
+        "/notices/devon/v2/changes/",
+        "/notices/north-east-lincolnshire/",
+    ],
+)
+def test_the_public_notice_pages_have_no_wcag_a_or_aa_violation(page, devon_v2, url):
+    page.goto(url)
+    assert page.locator("h1").count() == 1
+    violations = axe_violations(page)
+    assert violations == [], json.dumps(violations, indent=2)
+
+
+def test_a_patient_finds_their_practice_reads_the_notice_and_downloads_the_pdf(
+    browser, live_server, demo, screenshot, request
+):
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        page.goto("/notices/")
+        page.get_by_label("Practice name, ODS code or postcode district").fill("EX1")
+        page.get_by_role("button", name="Search").click()
+        assert "Exe Estuary Surgery" in page.locator("main").inner_text()
+        page.get_by_role(
+            "link", name="Devon Population Health Management project: privacy notice"
+        ).click()
+        heading = page.get_by_role("heading", level=1).inner_text()
+        assert "Privacy notice: Devon Population Health Management project" in heading
+        main = page.locator("main").inner_text()
+        assert "1.2 million people who live in Devon" in main
+        assert "contact your GP practice's Data Protection Officer in the first instance" in main
+        with page.expect_download() as info:
+            page.get_by_role("link", name="Download version 1 of this notice as a PDF").click()
+        folder = Path(settings.VAR_DIR) / "screenshots"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{request.node.name}.pdf"
+        info.value.save_as(target)
+        reader = PdfReader(str(target))
+        assert (
+            reader.metadata.title
+            == "Privacy notice: Devon Population Health Management project (version 1)"
+        )
+        assert "1.2 million people" in " ".join(reader.pages[0].extract_text().split())
+        shot = folder / f"{request.node.name}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 0
+    finally:
+        context.close()
+
+
+def test_the_notice_prints_without_the_header_and_search(page, demo):
+    page.goto("/notices/devon/")
+    page.emulate_media(media="print")
+    assert not page.locator(".nhsuk-header").is_visible()
+    assert not page.locator(".nhsuk-contents-list").is_visible()
+    assert page.locator("#section-opt_out").is_visible()
+
+
+def test_the_accessibility_check_does_find_violations(page):
+    page.set_content(
+        "<!DOCTYPE html><html><head><title>Broken</title></head><body><main>"
+        '<img src="/static/nhsuk/images/favicon.svg"><input type="text"></main></body></html>'
+    )
+    found = {v["id"] for v in axe_violations(page)}
+    assert {"image-alt", "html-has-lang", "label"} <= found

@@ -1,0 +1,109 @@
+"""The DPO's pages: generate, preview with readability and completeness, edit, publish, withdraw."""
+
+import html
+import re
+
+from notices.models import NoticeVersion
+from phm_portal.models import AuditEvent
+
+
+def words(response) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", response.content.decode())).split())
+
+
+def test_the_programme_page_links_to_its_notice(client, alice, programme):
+    client.force_login(alice)
+    assert (
+        'href="/programmes/testshire/notice/"'
+        in client.get("/programmes/testshire/").content.decode()
+    )
+
+
+def test_a_controller_dpo_generates_a_draft_and_sees_its_preview(client, complete, dpo_a):
+    client.force_login(dpo_a)
+    response = client.post("/programmes/testshire/notice/", follow=True)
+    assert response.status_code == 200
+    page = words(response)
+    assert "Draft version 1 was generated from the programme's data." in page
+    assert re.search(
+        r"Flesch reading ease \d+(\.\d)? \((plain English|fairly difficult|fairly easy)\)", page
+    )
+    assert "Complete: it says everything UK GDPR Articles 13 and 14 require" in page
+    assert "Who is responsible for your information" in page
+
+
+def test_the_preview_names_each_missing_item_with_its_article(client, complete, dpo_a):
+    complete.overseas_transfer = "not_recorded"
+    complete.save()
+    client.force_login(dpo_a)
+    page = words(client.post("/programmes/testshire/notice/", follow=True))
+    assert "Article 13(1)(f) overseas transfers" in page
+
+
+def test_local_wording_is_saved_and_previewed_safely(client, draft, dpo_a):
+    client.force_login(dpo_a)
+    response = client.post(
+        f"/notice-versions/{draft.pk}/",
+        {"local_opt_out": "Ask **reception**. <script>alert(1)</script>"},
+        follow=True,
+    )
+    body = response.content.decode()
+    assert "<strong>reception</strong>" in body
+    assert "<script>alert(1)</script>" not in body
+    assert NoticeVersion.objects.get(pk=draft.pk).sections != draft.sections
+
+
+def test_publishing_asks_for_confirmation_then_publishes(client, draft, dpo_a):
+    client.force_login(dpo_a)
+    confirm = client.get(f"/notice-versions/{draft.pk}/publish/")
+    assert "Publish version 1 of the privacy notice?" in words(confirm)
+    assert NoticeVersion.objects.get(pk=draft.pk).status == "draft"
+    response = client.post(f"/notice-versions/{draft.pk}/publish/", follow=True)
+    assert "Version 1 is published." in words(response)
+    assert AuditEvent.objects.filter(action="notice.published").exists()
+
+
+def test_publishing_an_incomplete_draft_shows_the_missing_items(client, complete, dpo_a):
+    complete.purposes = []
+    complete.save()
+    client.force_login(dpo_a)
+    client.post("/programmes/testshire/notice/")
+    version = NoticeVersion.objects.get()
+    response = client.post(f"/notice-versions/{version.pk}/publish/")
+    assert response.status_code == 409
+    assert "Article 13(1)(c) purposes and legal basis: the purposes of the processing" in words(
+        response
+    )
+    assert NoticeVersion.objects.get().status == "draft"
+
+
+def test_withdrawing_needs_a_reason(client, published, dpo_a):
+    client.force_login(dpo_a)
+    response = client.post(f"/notice-versions/{published.pk}/withdraw/", {"reason": ""})
+    assert response.status_code == 400 and "Say why the version is withdrawn." in words(response)
+    response = client.post(
+        f"/notice-versions/{published.pk}/withdraw/", {"reason": "Wrong length"}, follow=True
+    )
+    assert "Version 1 is withdrawn." in words(response)
+
+
+def test_a_practice_manager_cannot_edit_generate_or_publish_through_the_pages(client, draft, alice):
+    client.force_login(alice)
+    assert client.post("/programmes/testshire/notice/").status_code == 403
+    assert client.post(f"/notice-versions/{draft.pk}/", {"local_about": "x"}).status_code == 403
+    assert client.post(f"/notice-versions/{draft.pk}/publish/").status_code == 403
+    assert NoticeVersion.objects.get(pk=draft.pk).status == "draft"
+
+
+def test_the_processor_dpo_and_an_outsider_are_refused(client, draft, dpo_csu, dpo_elsewhere):
+    client.force_login(dpo_csu)
+    assert client.post(f"/notice-versions/{draft.pk}/publish/").status_code == 403
+    client.force_login(dpo_elsewhere)
+    assert client.post(f"/notice-versions/{draft.pk}/publish/").status_code == 404
+    assert client.post("/programmes/testshire/notice/").status_code == 404
+    assert NoticeVersion.objects.get(pk=draft.pk).status == "draft"
+
+
+def test_the_drafting_pages_need_sign_in(client, draft):
+    response = client.get(f"/notice-versions/{draft.pk}/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
