@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
 from datasets.models import Dataset, Job
@@ -21,26 +22,14 @@ def _party_sides(user: User, flow: DataFlow) -> set[str]:
 
 
 def get_flow_for_upload(user: User, flow_id: object) -> DataFlow:
-    """Return the flow if the person may upload on it: CSU admin or a member of its source.
+    """Return the flow if the person may upload on it: a CSU admin or a member of its source.
 
     A flow the person is no party to is a 404; the destination's people get a 403.
     """
-    flow = (
-        DataFlow.objects.select_related("programme", "source", "destination")
-        .filter(pk=_int(flow_id))
-        .first()
-    )
-    if flow is None:
-        raise Http404("No such data flow.")
+    flow = governance_perms.get_data_flow_for_user(user, flow_id)
     if user.can("read_all"):
         governance_perms.require(user, "run_pseudonymisation")
-        return flow
-    sides = _party_sides(user, flow)
-    if not sides:
-        raise Http404("No such data flow.")
-    if "source" not in sides:
-        from django.core.exceptions import PermissionDenied
-
+    elif "source" not in _party_sides(user, flow):
         raise PermissionDenied("Only the flow's source sends extracts on it.")
     return flow
 
@@ -80,13 +69,6 @@ def datasets_of(user: User):
     from django.db.models import Q
 
     return qs.filter(Q(data_flow__source__in=mine) | Q(data_flow__destination__in=mine))
-
-
-def _int(value: object) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _uuid(value: object):

@@ -49,7 +49,7 @@ def test_a_csu_admin_may_upload_too(api, admin, flow):
 def test_an_upload_on_a_flow_that_is_not_approved_is_a_409_and_leaves_nothing(
     api, alice, flow, status
 ):
-    DataFlow.objects.filter(pk=flow.pk).update(status=status)
+    DataFlow.objects.filter(pk=flow.pk).update(status=status, decision_comment="A reason.")
     response = upload(api(alice), flow.pk)
     assert response.status_code == 409
     assert "approved" in response.json()["detail"]
