@@ -25,6 +25,11 @@ test: $(STAMP)
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
 
+## Benchmarks: each prints its figures and the ratio to its target.
+bench: $(STAMP)
+	PHM_DEMO=1 $(BIN)/python bench/consent_import.py
+	PHM_DEMO=1 $(BIN)/python bench/consent_register.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

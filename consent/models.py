@@ -305,7 +305,7 @@ class NationalOptOutCheck(models.Model):
                 name="natcheck_status_known",
             ),
             models.CheckConstraint(
-                condition=Q(status="awaiting_return")
+                condition=~Q(status="complete")
                 | (Q(checked_on__isnull=False) & Q(expires_on__isnull=False)),
                 name="natcheck_complete_has_dates",
             ),

@@ -162,7 +162,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='nationaloptoutcheck',
-            constraint=models.CheckConstraint(condition=models.Q(('status', 'awaiting_return'), models.Q(('checked_on__isnull', False), ('expires_on__isnull', False)), _connector='OR'), name='natcheck_complete_has_dates'),
+            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'complete'), _negated=True), models.Q(('checked_on__isnull', False), ('expires_on__isnull', False)), _connector='OR'), name='natcheck_complete_has_dates'),
         ),
         migrations.AddConstraint(
             model_name='nationaloptoutentry',
