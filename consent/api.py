@@ -541,7 +541,14 @@ class OptOutRegisterCheck(APIView):
         answered in well under two seconds.
         """
         data = request.data if isinstance(request.data, dict) else {}
-        flow = permissions.get_data_flow_for_user(request.user, data.get("data_flow"))
+        flow_id = data.get("data_flow")
+        if (
+            isinstance(flow_id, bool)
+            or not isinstance(flow_id, int | str)
+            or not str(flow_id).isdigit()
+        ):
+            raise InvalidInput("Give the data flow's id.", field="data_flow")
+        flow = permissions.get_data_flow_for_user(request.user, flow_id)
         numbers = data.get("nhs_numbers")
         if not isinstance(numbers, list) or not numbers:
             raise InvalidInput("Give a non-empty list of NHS numbers.", field="nhs_numbers")
