@@ -52,7 +52,7 @@ def main() -> None:
         day = (dt.date.today() - dt.timedelta(days=7)).isoformat()
         rows = ["nhs_number,event,recorded_on"] + [f"{n},dissent,{day}" for n in cohort[:TYPE1]]
         services.type1_import(actor=manager, practice=practice, data="\n".join(rows).encode())
-        opted_out = set(cohort[TYPE1 // 2 :: 50])  # 2%, half of them also Type 1 ... or not
+        opted_out = set(cohort[TYPE1::50])  # about 2% of the rest opted out nationally
         services.national_check_import(
             actor=admin,
             programme=programme,

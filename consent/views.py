@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from consent import charts, fhir, forms, permissions, selectors, services
-from consent.api import type1_csv
+from consent.exports import type1_csv
 from consent.models import NationalOptOutCheck, Patient, Type1Event, Type1Request
 from governance.models import Organisation, Participation
 from phm_portal.errors import DomainError, NotAllowedNow
