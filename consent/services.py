@@ -121,12 +121,14 @@ def patients_register(*, practice: Organisation, patient_ids: Iterable[int]) -> 
 def patients_note_at_practice(
     *, actor: User | str | None, practice: Organisation, nhs_numbers: Iterable[str]
 ) -> int:
-    """Add valid NHS numbers to the practice's cohort (e.g. from an extract); return how many.
+    """Add NHS numbers to the practice's cohort (e.g. from an extract); return how many.
 
-    Numbers must already be normalised (phm_portal.lib.nhs_number.normalise).
+    Every number is validated (400 naming the bad items); the cohort is what a national
+    data opt-out check of the practice's programmes submits.
     """
-    numbers = list(nhs_numbers)
+    numbers = selectors.normalise_many(list(nhs_numbers))
     with transaction.atomic():
+        _lock_practice(practice)
         ids = patients_get_or_create(nhs_numbers=numbers)
         patients_register(practice=practice, patient_ids=ids.values())
         audit_log(

@@ -199,3 +199,18 @@ def test_a_check_never_returned_is_purged_after_the_same_period(admin, programme
     )
     assert services.national_checks_purge_expired() == [check.pk]
     assert not NationalOptOutEntry.objects.exists()
+
+
+def test_numbers_noted_from_an_extract_join_the_cohort(api, admin, programme, practice_a, numbers):
+    a, b = numbers(2)
+    assert (
+        services.patients_note_at_practice(
+            actor="system", practice=practice_a, nhs_numbers=[a, b, a]
+        )
+        == 2
+    )
+    check = api(admin).post(URL, {"programme": "testshire"}, format="json").json()
+    assert check["submitted"] == 2
+    with pytest.raises(services.InvalidInput):
+        services.patients_note_at_practice(actor="system", practice=practice_a, nhs_numbers=["123"])
+    assert AuditEvent.objects.get(action="consent.patients_noted").details == {"numbers": 2}
