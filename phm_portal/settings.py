@@ -43,6 +43,46 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 
+
+# --- Keys for NHS numbers at rest (consent; see phm_portal/lib/crypto.py) -------
+def _data_key(name: str, demo_file: str) -> str:
+    """Return a base64 32-byte key from NAME or NAME_FILE; only the demo may make its own."""
+    from phm_portal.lib.crypto import decode_key, new_key
+
+    key = env_secret(name)
+    if not key:
+        if not DEMO_MODE:
+            raise ImproperlyConfigured(
+                f"{name} is not set. Set {name} (or {name}_FILE naming a file that holds it) to "
+                "32 random bytes in base64 (`openssl rand -base64 32`), or PHM_DEMO=1 for the "
+                "embedded demo."
+            )
+        key_file = VAR_DIR / demo_file
+        if not key_file.exists():
+            key_file.write_text(new_key(), encoding="utf-8")
+            key_file.chmod(0o600)
+        key = key_file.read_text(encoding="utf-8").strip()
+    decode_key(key, name=name)
+    return key
+
+
+# The blind index lets the database find a patient by NHS number without holding it.
+PHM_BLIND_INDEX_KEY = _data_key("PHM_BLIND_INDEX_KEY", "demo_blind_index_key")
+# NHS numbers and patients' requests are stored encrypted (AES-256-GCM) under this key;
+# keys listed in PHM_FIELD_ENCRYPTION_OLD_KEYS (comma-separated) still decrypt.
+PHM_FIELD_ENCRYPTION_KEY = _data_key("PHM_FIELD_ENCRYPTION_KEY", "demo_field_encryption_key")
+PHM_FIELD_ENCRYPTION_OLD_KEYS = [
+    k.strip() for k in (env_secret("PHM_FIELD_ENCRYPTION_OLD_KEYS") or "").split(",") if k.strip()
+]
+# A national data opt-out check is used for this many days after the national service ran it.
+PHM_NATIONAL_OPT_OUT_DAYS = env_int("PHM_NATIONAL_OPT_OUT_DAYS", 30)
+if PHM_NATIONAL_OPT_OUT_DAYS < 1:
+    raise ImproperlyConfigured("PHM_NATIONAL_OPT_OUT_DAYS must be at least 1.")
+# Patients' online Type 1 requests accepted per client per hour (the public form).
+PHM_OPT_OUT_REQUESTS_PER_HOUR = env_int("PHM_OPT_OUT_REQUESTS_PER_HOUR", 10)
+# The largest Type 1 or national opt-out file accepted (413 above).
+PHM_OPT_OUT_FILE_MAX_BYTES = env_int("PHM_OPT_OUT_FILE_MAX_BYTES", 20 * 1024 * 1024)
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 if not DEBUG and not ALLOWED_HOSTS:
     raise ImproperlyConfigured(
@@ -265,6 +305,10 @@ CELERY_BEAT_SCHEDULE = {
     "programmes-mark-ended": {
         "task": "governance.tasks.programmes_mark_ended",
         "schedule": env_int("PHM_PROGRAMME_CHECK_SECONDS", 3600),
+    },
+    "national-opt-outs-purge-expired": {
+        "task": "consent.tasks.national_opt_out_checks_purge_expired",
+        "schedule": env_int("PHM_NATIONAL_OPT_OUT_PURGE_SECONDS", 3600),
     },
 }
 

@@ -6,6 +6,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from consent import urls as consent_urls
 from governance import api as governance_api
 from governance import views as governance_views
 from notices import api as notices_api
@@ -44,6 +45,7 @@ api_v1 = [
         governance_api.RecordOfProcessingView.as_view(),
         name="api-record-of-processing",
     ),
+    *consent_urls.api_urls,
     path("", include(router.urls)),
 ]
 
@@ -115,6 +117,7 @@ urlpatterns = [
     path("notice-versions/<int:pk>/", notices_views.manage, name="notice-manage"),
     path("notice-versions/<int:pk>/publish/", notices_views.publish, name="notice-publish"),
     path("notice-versions/<int:pk>/withdraw/", notices_views.withdraw, name="notice-withdraw"),
+    *consent_urls.page_urls,
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -1,5 +1,6 @@
 """The settings module read from the environment, run as a separate process."""
 
+import base64
 import os
 import subprocess
 import sys
@@ -15,7 +16,15 @@ def run_manage(tmp_path, env_overrides: dict[str, str], *args: str) -> subproces
         k: v
         for k, v in os.environ.items()
         if k
-        not in {"PHM_DEMO", "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+        not in {
+            "PHM_DEMO",
+            "DEBUG",
+            "SECRET_KEY",
+            "ALLOWED_HOSTS",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",
+            "PHM_BLIND_INDEX_KEY",
+            "PHM_FIELD_ENCRYPTION_KEY",
+        }
     }
     env.update(
         {"PHM_VAR_DIR": str(tmp_path), "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
@@ -35,6 +44,9 @@ PRODUCTION = {
     "DEBUG": "0",
     "SECRET_KEY": "x7Gq2vR9pLm4Tz8Wc1Kd6Yh3Nb5Fs0Ju-ZeQaXo_MiVrPtLyHgDkBnCsEwUfAj",
     "ALLOWED_HOSTS": "portal.example.nhs.uk",
+    # 32 bytes each, base64: made up for this test, never used anywhere else.
+    "PHM_BLIND_INDEX_KEY": "bG9va3VwLWtleS1mb3ItdGhlLXNldHRpbmdzLXRlc3Q=",
+    "PHM_FIELD_ENCRYPTION_KEY": "ZmllbGQta2V5LWZvci10aGUtc2V0dGluZ3MtdGVzdHM=",
 }
 
 
@@ -86,3 +98,38 @@ def test_the_demo_makes_its_own_secret_once_under_the_var_dir(tmp_path):
     assert len(key) >= 50
     run_manage(tmp_path, {"PHM_DEMO": "1"}, "check")
     assert (tmp_path / "demo_secret_key").read_text() == key
+
+
+@pytest.mark.parametrize("name", ["PHM_BLIND_INDEX_KEY", "PHM_FIELD_ENCRYPTION_KEY"])
+def test_a_missing_data_key_in_production_is_named(tmp_path, name):
+    env = {**PRODUCTION}
+    del env[name]
+    result = run_manage(tmp_path, env, "check")
+    assert result.returncode != 0
+    assert f"{name} is not set" in result.stderr
+
+
+def test_a_data_key_of_the_wrong_length_is_named(tmp_path):
+    result = run_manage(tmp_path, {**PRODUCTION, "PHM_FIELD_ENCRYPTION_KEY": "c2hvcnQ="}, "check")
+    assert result.returncode != 0
+    assert "PHM_FIELD_ENCRYPTION_KEY must be 32 bytes" in result.stderr
+
+
+def test_a_data_key_can_come_from_a_file(tmp_path):
+    key_file = tmp_path / "blind"
+    key_file.write_text(PRODUCTION["PHM_BLIND_INDEX_KEY"] + "\n")
+    env = {**PRODUCTION, "PHM_BLIND_INDEX_KEY_FILE": str(key_file)}
+    del env["PHM_BLIND_INDEX_KEY"]
+    result = run_manage(tmp_path, env, "check")
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_demo_makes_its_data_keys_once_under_the_var_dir(tmp_path):
+    assert run_manage(tmp_path, {"PHM_DEMO": "1"}, "check").returncode == 0
+    keys = {
+        n: (tmp_path / n).read_text() for n in ("demo_blind_index_key", "demo_field_encryption_key")
+    }
+    run_manage(tmp_path, {"PHM_DEMO": "1"}, "check")
+    for name, key in keys.items():
+        assert len(base64.b64decode(key)) == 32
+        assert (tmp_path / name).read_text() == key
