@@ -25,6 +25,12 @@ test: $(STAMP)
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
 
+## Benchmarks: each prints its figures and the ratio to its target.
+bench: $(STAMP)
+	PHM_DEMO=1 $(BIN)/python bench/consent_import.py
+	PHM_DEMO=1 $(BIN)/python bench/consent_register.py
+	PHM_DEMO=1 $(BIN)/python bench/notices_http.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -36,6 +42,3 @@ format: $(STAMP)
 clean:
 	rm -rf $(VENV) var
 
-## Benchmarks: each prints its figures and the ratio to the baseline it names.
-bench: $(STAMP)
-	PHM_DEMO=1 $(BIN)/python bench/notices_http.py

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -17,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from consent import fhir, permissions, selectors, services
+from consent.exports import type1_csv
 from consent.models import NationalOptOutCheck, Type1Event, Type1Request
 from governance.models import Programme
 from phm_portal.errors import InvalidInput
@@ -201,30 +199,6 @@ class Type1OptOutFhir(APIView):
         bundle, count = fhir.type1_bundle(practice)
         services.type1_export_logged(actor=request.user, practice=practice, what="fhir", rows=count)
         return Response(bundle, content_type="application/fhir+json")
-
-
-def type1_csv(practice) -> tuple[str, int]:
-    """Return the practice's current Type 1 states as CSV text, and the number of patients."""
-    current = list(selectors.type1_current(practice))
-    numbers = selectors.nhs_numbers_of(e.patient_id for e in current)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(
-        ["nhs_number", "status", "since", "code", "method", "recorded_at", "recorded_by"]
-    )
-    for e in current:
-        writer.writerow(
-            [
-                numbers[e.patient_id],
-                "opted_out" if e.event == Type1Event.Event.DISSENT else "withdrawn",
-                e.recorded_on.isoformat(),
-                e.code.snomed_ct,
-                e.method,
-                e.recorded_at.isoformat(),
-                e.recorded_by.username,
-            ]
-        )
-    return out.getvalue(), len(current)
 
 
 class Type1OptOutExport(APIView):
@@ -541,7 +515,14 @@ class OptOutRegisterCheck(APIView):
         answered in well under two seconds.
         """
         data = request.data if isinstance(request.data, dict) else {}
-        flow = permissions.get_data_flow_for_user(request.user, data.get("data_flow"))
+        flow_id = data.get("data_flow")
+        if (
+            isinstance(flow_id, bool)
+            or not isinstance(flow_id, int | str)
+            or not str(flow_id).isdigit()
+        ):
+            raise InvalidInput("Give the data flow's id.", field="data_flow")
+        flow = permissions.get_data_flow_for_user(request.user, flow_id)
         numbers = data.get("nhs_numbers")
         if not isinstance(numbers, list) or not numbers:
             raise InvalidInput("Give a non-empty list of NHS numbers.", field="nhs_numbers")

@@ -51,7 +51,7 @@ def _nice_ceiling(value: float) -> float:
 
 def _fmt(value: float, unit: str) -> str:
     if unit == "%":
-        return f"{value:.2f}%" if value < 10 else f"{value:.1f}%"
+        return f"{value:.3g}%"
     return f"{int(value)}"
 
 
@@ -61,6 +61,9 @@ def rate_chart(points: list[RatePoint]) -> Chart:
     unit = "%" if use_rate else "patients"
     values = [(p.rate or 0.0) if use_rate else float(p.opted_out) for p in points]
     top = _nice_ceiling(max(values, default=0.0))
+    if not use_rate:
+        # Whole patients on every one of the four gridlines.
+        top = max(4, math.ceil(top / 4) * 4)
     plot_w = WIDTH - LEFT - RIGHT
     plot_h = HEIGHT - TOP - BOTTOM
     slot = plot_w / max(len(points), 1)

@@ -84,6 +84,11 @@ def number_lines(text: str) -> tuple[list[tuple[int, str]], list[LineError]]:
 def parse_date(value: str) -> dt.date:
     """Return a date written YYYY-MM-DD, or DD/MM/YYYY as practice systems export it."""
     value = value.strip()
+    if len(value) == 10 and value[4] == "-":
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
     for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
         try:
             return dt.datetime.strptime(value, fmt).date()  # noqa: DTZ007 - a calendar date

@@ -14,6 +14,11 @@ class DateInput(forms.DateInput):
         super().__init__(attrs, format="%Y-%m-%d")
 
 
+def _today() -> str:
+    """Today as the value of a date input (YYYY-MM-DD)."""
+    return timezone.localdate().isoformat()
+
+
 NHS_NUMBER_HELP = "10 digits, for example 943 476 5919. Spaces are fine."
 METHODS = [c for c in Type1Event.Method.choices if c[0] != Type1Event.Method.NOT_RECORDED]
 
@@ -32,7 +37,7 @@ class Type1RecordForm(forms.Form):
     recorded_on = forms.DateField(
         label="Date the patient asked",
         widget=DateInput(),
-        initial=timezone.localdate,
+        initial=_today,
         help_text="For example 2026-11-20.",
     )
 
@@ -52,7 +57,7 @@ class ImportForm(forms.Form):
 
 
 class ListSizeForm(forms.Form):
-    as_of = forms.DateField(label="On", widget=DateInput(), initial=timezone.localdate)
+    as_of = forms.DateField(label="On", widget=DateInput(), initial=_today)
     patients = forms.IntegerField(label="Registered patients", min_value=1)
 
 
@@ -99,5 +104,5 @@ class NationalCheckStartForm(forms.Form):
 class NationalCheckReturnedForm(forms.Form):
     returned = forms.FileField(label="The file the national service returned")
     checked_on = forms.DateField(
-        label="Date the national service checked it", widget=DateInput(), initial=timezone.localdate
+        label="Date the national service checked it", widget=DateInput(), initial=_today
     )

@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from consent import selectors
+from consent.bulk import db_date, db_datetime, insert_rows
 from consent.files import LineError, csv_records, decode_text, number_lines, parse_date
 from consent.models import (
     NHS_NUMBER_PURPOSE,
@@ -35,6 +36,7 @@ from consent.models import (
     Type1Import,
     Type1Request,
 )
+from consent.numbers import normalise_fast
 from governance.models import DataFlow, Programme, User
 from phm_portal.audit import audit_log
 from phm_portal.errors import InvalidInput, NotAllowedNow
@@ -65,32 +67,53 @@ def _lock_practice(practice: Organisation) -> None:
 
 
 # --- patients ------------------------------------------------------------------------
-def patients_get_or_create(*, nhs_numbers: Iterable[str]) -> dict[str, Patient | int]:
+def patients_get_or_create(
+    *,
+    nhs_numbers: Iterable[str],
+    indexes: dict[str, str] | None = None,
+    known: dict[str, int] | None = None,
+) -> dict[str, int]:
     """Return {normalised NHS number: patient id} for valid numbers, adding unknown ones.
 
-    Set-based: one blind index per distinct number, one query per 5,000 numbers, and
+    Set-based: one blind index per distinct number (or the caller's `indexes`), one
+    query per 5,000 numbers unless the caller already looked them up (`known`), and
     only numbers the portal does not know yet are encrypted and inserted.
     """
     index_of = blind_indexer()
-    by_index = {index_of(n): n for n in set(nhs_numbers)}
-    found = selectors.patient_ids_by_index(by_index.keys())
+    if indexes is None:
+        by_index = {index_of(n): n for n in set(nhs_numbers)}
+    else:
+        by_index = {indexes[n]: n for n in set(nhs_numbers)}
+    if known is None:
+        found = selectors.patient_ids_by_index(by_index.keys())
+    else:
+        found = {i: known[i] for i in by_index if i in known}
     missing = [i for i in by_index if i not in found]
     if missing:
         encrypt = field_encryptor(purpose=NHS_NUMBER_PURPOSE)
-        Patient.objects.bulk_create(
-            [Patient(nhs_index=i, nhs_number_encrypted=encrypt(by_index[i])) for i in missing],
-            batch_size=BATCH,
-            ignore_conflicts=True,
+        now = db_datetime(timezone.now())
+        last_id = Patient.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        insert_rows(
+            Patient,
+            ("nhs_index", "nhs_number_encrypted", "created_at"),
+            [(i, encrypt(by_index[i]), now) for i in missing],
+            ignore_conflicts=True,  # another transaction may have added the same patient
         )
-        found.update(selectors.patient_ids_by_index(missing))
+        # The new rows come after last_id; one that another transaction added first is not.
+        found.update(selectors.patient_ids_after(last_id, set(missing)))
+        still = [i for i in missing if i not in found]
+        if still:
+            found.update(selectors.patient_ids_by_index(still))
     return {number: found[index] for index, number in by_index.items()}
 
 
 def patients_register(*, practice: Organisation, patient_ids: Iterable[int]) -> None:
     """Record that these patients are known at the practice (part of its cohort)."""
-    Registration.objects.bulk_create(
-        [Registration(practice=practice, patient_id=pid) for pid in set(patient_ids)],
-        batch_size=BATCH,
+    now = db_datetime(timezone.now())
+    insert_rows(
+        Registration,
+        ("practice", "patient", "first_seen"),
+        [(practice.pk, pid, now) for pid in sorted(set(patient_ids))],
         ignore_conflicts=True,
     )
 
@@ -98,12 +121,14 @@ def patients_register(*, practice: Organisation, patient_ids: Iterable[int]) -> 
 def patients_note_at_practice(
     *, actor: User | str | None, practice: Organisation, nhs_numbers: Iterable[str]
 ) -> int:
-    """Add valid NHS numbers to the practice's cohort (e.g. from an extract); return how many.
+    """Add NHS numbers to the practice's cohort (e.g. from an extract); return how many.
 
-    Numbers must already be normalised (phm_portal.lib.nhs_number.normalise).
+    Every number is validated (400 naming the bad items); the cohort is what a national
+    data opt-out check of the practice's programmes submits.
     """
-    numbers = list(nhs_numbers)
+    numbers = selectors.normalise_many(list(nhs_numbers))
     with transaction.atomic():
+        _lock_practice(practice)
         ids = patients_get_or_create(nhs_numbers=numbers)
         patients_register(practice=practice, patient_ids=ids.values())
         audit_log(
@@ -266,7 +291,7 @@ def type1_import(
        stored and the file's earlier lines.
     2. With any bad line and no `partial`, store nothing and report every bad line.
     3. Otherwise store the good lines in bulk: one blind index per distinct number,
-       new patients encrypted and inserted together, events with bulk_create.
+       new patients encrypted and inserted together, events in multi-row INSERTs.
     """
     text = decode_text(data, field="file")
     records = csv_records(text)
@@ -290,6 +315,7 @@ def type1_import(
     today = timezone.localdate()
     report = ImportReport()
     parsed: list[tuple[int, str, str, dt.date, str]] = []
+    dates: dict[str, dt.date] = {}
     for line, row in records:
         report.lines += 1
         if len(row) < width:
@@ -298,7 +324,7 @@ def type1_import(
             )
             continue
         try:
-            number = normalise(row[pos["nhs_number"]])
+            number = normalise_fast(row[pos["nhs_number"]])
         except InvalidNHSNumber as exc:
             report.rejected.append(LineError(line, f"nhs_number: {exc}"))
             continue
@@ -311,11 +337,14 @@ def type1_import(
                 )
             )
             continue
-        try:
-            recorded_on = parse_date(row[pos["recorded_on"]])
-        except ValueError as exc:
-            report.rejected.append(LineError(line, f"recorded_on: {exc}"))
-            continue
+        raw_date = row[pos["recorded_on"]]
+        recorded_on = dates.get(raw_date)
+        if recorded_on is None:
+            try:
+                recorded_on = dates[raw_date] = parse_date(raw_date)
+            except ValueError as exc:
+                report.rejected.append(LineError(line, f"recorded_on: {exc}"))
+                continue
         if recorded_on > today:
             report.rejected.append(LineError(line, "recorded_on: the date is in the future"))
             continue
@@ -373,23 +402,22 @@ def type1_import(
             rejected=[e.as_dict() for e in report.rejected],
             partial=partial,
         )
-        ids = patients_get_or_create(nhs_numbers=[g[1] for g in good])
-        Type1Event.objects.bulk_create(
+        ids = patients_get_or_create(
+            nhs_numbers=[g[1] for g in good], indexes=index_by_number, known=known
+        )
+        now = db_datetime(timezone.now())
+        code_ids = {kind: code.pk for kind, code in codes.items()}
+        db_dates = {d: db_date(d) for d in {g[3] for g in good}}
+        insert_rows(
+            Type1Event,
+            ("practice", "patient", "event", "code", "method", "recorded_on", "recorded_at",
+             "recorded_by", "source_import"),
             [
-                Type1Event(
-                    practice=practice,
-                    patient_id=ids[number],
-                    event=kind,
-                    code=codes[kind],
-                    method=method,
-                    recorded_on=recorded_on,
-                    recorded_by=actor,
-                    source_import=batch,
-                )
+                (practice.pk, ids[number], kind, code_ids[kind], method,
+                 db_dates[recorded_on], now, actor.pk, batch.pk)
                 for _, number, kind, recorded_on, method in good
             ],
-            batch_size=BATCH,
-        )
+        )  # fmt: skip
         patients_register(practice=practice, patient_ids=ids.values())
         report.accepted = len(good)
         report.stored = True
@@ -617,9 +645,8 @@ def national_check_start(*, actor: User, programme: Programme) -> NationalOptOut
         check = NationalOptOutCheck.objects.create(
             programme=programme, created_by=actor, submitted=len(patient_ids)
         )
-        NationalOptOutEntry.objects.bulk_create(
-            [NationalOptOutEntry(check_run=check, patient_id=pid) for pid in patient_ids],
-            batch_size=BATCH,
+        insert_rows(
+            NationalOptOutEntry, ("check_run", "patient"), [(check.pk, pid) for pid in patient_ids]
         )
         audit_log(
             actor=actor,
@@ -734,9 +761,10 @@ def national_check_import(
         check = NationalOptOutCheck.objects.create(
             programme=programme, created_by=actor, submitted=len(ids)
         )
-        NationalOptOutEntry.objects.bulk_create(
-            [NationalOptOutEntry(check_run=check, patient_id=pid) for pid in set(ids.values())],
-            batch_size=BATCH,
+        insert_rows(
+            NationalOptOutEntry,
+            ("check_run", "patient"),
+            [(check.pk, pid) for pid in sorted(set(ids.values()))],
         )
         audit_log(
             actor=actor,

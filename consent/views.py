@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from consent import charts, fhir, forms, permissions, selectors, services
-from consent.api import type1_csv
+from consent.exports import type1_csv
 from consent.models import NationalOptOutCheck, Patient, Type1Event, Type1Request
 from governance.models import Organisation, Participation
 from phm_portal.errors import DomainError, NotAllowedNow
@@ -268,7 +268,10 @@ def type1_request_detail(request: HttpRequest, ods_code: str, reference: str) ->
     action = request.POST.get("action")
     record_form = forms.RequestRecordForm(
         request.POST if action == "record" else None,
-        initial={"nhs_number": details.get("nhs_number"), "recorded_on": req.submitted_at.date()},
+        initial={
+            "nhs_number": details.get("nhs_number"),
+            "recorded_on": timezone.localtime(req.submitted_at).date().isoformat(),
+        },
     )
     decline_form = forms.RequestDeclineForm(request.POST if action == "decline" else None)
     status = 200

@@ -26,6 +26,7 @@ router.register(
     basename="api-participant",
 )
 router.register("users", governance_api.UserViewSet, basename="api-user")
+# --- datasets (issue 6) ---
 router.register("datasets", datasets_api.DatasetViewSet, basename="api-dataset")
 router.register("jobs", datasets_api.JobViewSet, basename="api-job")
 # --- data flows (issue 3) ---
@@ -48,13 +49,13 @@ api_v1 = [
         datasets_api.Reidentify.as_view(),
         name="api-reidentify",
     ),
-    *consent_urls.api_urls,
     # --- records of processing (issue 3) ---
     path(
         "organisations/<str:ods_code>/record-of-processing/",
         governance_api.RecordOfProcessingView.as_view(),
         name="api-record-of-processing",
     ),
+    *consent_urls.api_urls,
     path("", include(router.urls)),
 ]
 
@@ -108,6 +109,7 @@ urlpatterns = [
         name="record-of-processing-download",
     ),
     path("audit/", portal_views.audit_list, name="audit-list"),
+    # --- datasets (issue 6) ---
     path("datasets/", datasets_views.dataset_list, name="dataset-list"),
     path("datasets/upload/", datasets_views.dataset_upload, name="dataset-upload"),
     path("datasets/<uuid:dataset_id>/", datasets_views.dataset_detail, name="dataset-detail"),
@@ -120,7 +122,6 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/cancel/", datasets_views.job_cancel, name="job-cancel"),
     path("jobs/<uuid:job_id>/output.csv", datasets_views.job_output, name="job-output"),
     path("practices/<str:ods_code>/reidentify/", datasets_views.reidentify, name="reidentify"),
-    *consent_urls.page_urls,
     # --- notices (issue 5): the public side, then the DPO's pages ---
     path("notices/", notices_views.search, name="notice-search"),
     path("notices/<slug:slug>/", notices_views.current, name="notice-current"),
@@ -139,6 +140,7 @@ urlpatterns = [
     path("notice-versions/<int:pk>/", notices_views.manage, name="notice-manage"),
     path("notice-versions/<int:pk>/publish/", notices_views.publish, name="notice-publish"),
     path("notice-versions/<int:pk>/withdraw/", notices_views.withdraw, name="notice-withdraw"),
+    *consent_urls.page_urls,
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

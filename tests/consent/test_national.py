@@ -188,3 +188,29 @@ def test_a_purged_check_has_no_submission_file(api, admin, programme, national_c
     check = national_check([a], [a])
     services.national_checks_purge_expired(today=dt.date.today() + dt.timedelta(days=31))
     assert api(admin).get(f"{URL}{check.pk}/submission.dat").status_code == 409
+
+
+def test_a_check_never_returned_is_purged_after_the_same_period(admin, programme, record, numbers):
+    (a,) = numbers(1)
+    record(a)
+    check = services.national_check_start(actor=admin, programme=programme)
+    NationalOptOutCheck.objects.filter(pk=check.pk).update(
+        created_at=check.created_at - dt.timedelta(days=31)
+    )
+    assert services.national_checks_purge_expired() == [check.pk]
+    assert not NationalOptOutEntry.objects.exists()
+
+
+def test_numbers_noted_from_an_extract_join_the_cohort(api, admin, programme, practice_a, numbers):
+    a, b = numbers(2)
+    assert (
+        services.patients_note_at_practice(
+            actor="system", practice=practice_a, nhs_numbers=[a, b, a]
+        )
+        == 2
+    )
+    check = api(admin).post(URL, {"programme": "testshire"}, format="json").json()
+    assert check["submitted"] == 2
+    with pytest.raises(services.InvalidInput):
+        services.patients_note_at_practice(actor="system", practice=practice_a, nhs_numbers=["123"])
+    assert AuditEvent.objects.get(action="consent.patients_noted").details == {"numbers": 2}

@@ -148,7 +148,14 @@ def test_invalid_numbers_are_a_400_naming_each_item(api, admin, flow, type1_only
     "payload",
     [{"data_flow": "x", "nhs_numbers": ["9434765919"]}, {"nhs_numbers": ["9434765919"]}],
 )
-def test_an_unknown_flow_is_a_404(api, admin, payload, flow):
+def test_a_missing_or_malformed_flow_id_is_a_400(api, admin, payload, flow):
+    response = api(admin).post(URL, payload, format="json")
+    assert response.status_code == 400
+    assert "data_flow" in response.json()
+
+
+def test_an_unknown_flow_is_a_404(api, admin, flow):
+    payload = {"data_flow": flow.pk + 1000, "nhs_numbers": ["9434765919"]}
     assert api(admin).post(URL, payload, format="json").status_code == 404
 
 

@@ -171,3 +171,19 @@ def test_the_api_serves_the_queue_and_the_decisions(api, alice, charlie, client)
     assert response.json()["method"] == "online"
     again = api(alice).post(f"{base}{req.reference}/decline/", {"reason": "x"}, format="json")
     assert again.status_code == 409
+
+
+def test_the_outsider_cannot_record_or_decline_a_request(client, charlie, practice_a):
+    submit(client)
+    req = Type1Request.objects.get()
+    client.force_login(charlie)
+    url = f"/practices/A81001/opt-outs/requests/{req.reference}/"
+    assert (
+        client.post(
+            url, {"action": "record", "nhs_number": TEST_NUMBER, "recorded_on": "2026-01-05"}
+        ).status_code
+        == 404
+    )
+    assert client.post(url, {"action": "decline", "reason": "no"}).status_code == 404
+    req.refresh_from_db()
+    assert req.status == "pending" and not Type1Event.objects.exists()
