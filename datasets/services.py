@@ -162,7 +162,7 @@ def dataset_pseudonymise(*, actor: User, dataset: Dataset) -> Job:
         )
     if dataset.status == Dataset.Status.DESTROYED:
         raise NotAllowedNow("This extract was destroyed with its programme's data.")
-    _register_for(flow)([])  # refuses now (409) if, say, the national opt-out check has expired
+    _register_for(flow)  # refuses now (409) if, say, the national opt-out check has expired
     chunk_bytes = max(1, settings.PHM_JOB_CHUNK_BYTES)
     parts = max(1, -(-dataset.bytes // chunk_bytes))
     try:
@@ -397,13 +397,14 @@ def _replace_in_storage(name: str, path: Path) -> str:
 
 
 def _register_for(flow: DataFlow):
-    """Return the function that says which NHS numbers may not flow on this flow, and why."""
-    from consent.selectors import opt_out_register_check
+    """Return the function that says which NHS numbers may not flow on this flow, and why.
 
-    def exclusions(numbers: list[str]) -> dict[str, Iterable[str]]:
-        return dict(opt_out_register_check(data_flow=flow, nhs_numbers=numbers).excluded)
+    The register is loaded once (409 if, say, the national check has expired); the
+    pipeline then asks it about each batch of new, already validated numbers.
+    """
+    from consent.selectors import opt_out_register_for
 
-    return exclusions
+    return opt_out_register_for(data_flow=flow).reasons
 
 
 def _chunk_stop(chunk: JobChunk, attempt: int, status: str) -> None:
