@@ -24,6 +24,7 @@ RUNS = 5
 def main() -> None:
     where, drop = _setup.database()
     try:
+        from django.utils import timezone
         from rest_framework.test import APIClient
 
         from consent import services
@@ -46,6 +47,7 @@ def main() -> None:
         flow = DataFlow.objects.create(
             programme=programme, source=practice, destination=csu, data_categories=["gp"],
             identifiability="identifiable", status="approved", created_by=admin,
+            submitted_at=timezone.now(), decided_at=timezone.now(),
         )  # fmt: skip
 
         cohort = _setup.nhs_numbers(NUMBERS, seed=5)

@@ -12,6 +12,7 @@ from django.utils import timezone
 from consent import services
 from governance.models import DataFlow
 from phm_portal.lib.nhs_number import synthetic
+from tests.factories import DataFlowFactory
 
 TEST_NUMBER = "9434765919"  # the documented test number
 
@@ -61,7 +62,7 @@ def today():
 
 @pytest.fixture
 def flow(programme, practice_a, csu, admin):
-    return DataFlow.objects.create(
+    return DataFlowFactory(
         programme=programme,
         source=practice_a,
         destination=csu,

@@ -131,7 +131,7 @@ def test_a_flow_whose_check_has_expired_is_refused_until_a_new_one(
 
 @pytest.mark.parametrize("status", ["draft", "submitted", "rejected", "suspended", "closed"])
 def test_a_flow_that_is_not_approved_is_refused(api, admin, flow, type1_only, status, numbers):
-    DataFlow.objects.filter(pk=flow.pk).update(status=status)
+    DataFlow.objects.filter(pk=flow.pk).update(status=status, decision_comment="A reason.")
     assert ask(api, admin, flow, numbers(1)).status_code == 409
 
 

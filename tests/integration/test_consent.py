@@ -15,6 +15,7 @@ from consent.tasks import national_opt_out_checks_purge_expired
 from governance.models import DataFlow, Programme
 from phm_portal.lib.nhs_number import synthetic
 from phm_portal.models import AuditEvent
+from tests.factories import DataFlowFactory
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
@@ -34,7 +35,7 @@ def _file(numbers: list[str]) -> bytes:
 
 @pytest.fixture
 def approved_flow(programme, practice_a, csu, admin):
-    return DataFlow.objects.create(
+    return DataFlowFactory(
         programme=programme,
         source=practice_a,
         destination=csu,
