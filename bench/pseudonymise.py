@@ -93,6 +93,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "phm_portal.settings")
     django.setup()
     from django.core.management import call_command
+    from django.utils import timezone
 
     call_command("migrate", verbosity=0)
     from synthetic_extract import write
@@ -126,6 +127,8 @@ def main() -> None:
         data_categories=["gp"],
         identifiability="identifiable",
         status="approved",
+        submitted_at=timezone.now(),
+        decided_at=timezone.now(),
     )
     mapping = {
         "nhs_number": "nhs_number",

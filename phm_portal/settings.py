@@ -298,12 +298,16 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        # The folder is polled: look often, so a job's steps follow each other quickly.
+        "polling_interval": 0.1,
     }
 # Progress and reports live in database rows. The result backend (the database) only
 # lets a chord know when every chunk of a job is done; other tasks keep no result.
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXPIRES = 24 * 3600
+# How often a chord looks whether all its chunks are done (the database backend polls).
+CELERY_RESULT_CHORD_RETRY_INTERVAL = 0.25
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # A task whose worker died unacknowledged is delivered again after this long.
     CELERY_BROKER_TRANSPORT_OPTIONS = {
