@@ -351,8 +351,42 @@ def normalise_many(values: Sequence[object], *, field: str = "nhs_numbers") -> l
     return out
 
 
-def opt_out_register_check(*, data_flow: DataFlow, nhs_numbers: Sequence[object]) -> RegisterResult:
-    """Return which of these patients' data may not flow on this data flow, and why.
+@dataclass
+class OptOutRegister:
+    """The register of one data flow, loaded once, that answers many batches of numbers.
+
+    A pseudonymisation job asks it about every distinct NHS number of an extract, block
+    by block; loading the programme's opt-outs once keeps that fast.
+    """
+
+    result: RegisterResult
+    type1: set[str]
+    national: dict[str, bool] | None
+
+    def reasons(self, numbers: Iterable[str]) -> dict[str, list[str]]:
+        """Return, for valid 10-digit numbers, the reasons each may not flow (none: absent)."""
+        if not self.type1 and self.national is None:
+            return {}  # nobody can be left out: no need to index a single number
+        index_of = blind_indexer()
+        reasons_of: dict[str, list[str]] = {}
+        for number in numbers:
+            index = index_of(number)
+            reasons = []
+            if index in self.type1:
+                reasons.append(REASON_TYPE1)
+            if self.national is not None:
+                opted_out = self.national.get(index)
+                if opted_out is None:
+                    reasons.append(REASON_NATIONAL_UNCHECKED)
+                elif opted_out:
+                    reasons.append(REASON_NATIONAL)
+            if reasons:
+                reasons_of[number] = reasons
+        return reasons_of
+
+
+def opt_out_register_for(*, data_flow: DataFlow) -> OptOutRegister:
+    """Load the register of a data flow: who may not flow on it, and why.
 
     1. The flow must be approved (409 otherwise): no data moves on any other.
     2. Type 1 (where the programme applies it): a current dissent at any GP practice
@@ -369,7 +403,6 @@ def opt_out_register_check(*, data_flow: DataFlow, nhs_numbers: Sequence[object]
             "flow that is not approved."
         )
     programme = data_flow.programme
-    numbers = normalise_many(nhs_numbers)
     result = RegisterResult(
         type1_applies=programme.type1_opt_out_applies,
         national_applies=programme.national_opt_out_applies,
@@ -400,22 +433,15 @@ def opt_out_register_check(*, data_flow: DataFlow, nhs_numbers: Sequence[object]
     type1: set[str] = set()
     if programme.type1_opt_out_applies:
         type1 = type1_current_dissent_indexes(programme_practice_ids(programme))
+    return OptOutRegister(result, type1, national)
 
-    index_of = blind_indexer()
-    reasons_of: dict[str, list[str]] = {}
-    for number in set(numbers):
-        index = index_of(number)
-        reasons = []
-        if index in type1:
-            reasons.append(REASON_TYPE1)
-        if national is not None:
-            opted_out = national.get(index)
-            if opted_out is None:
-                reasons.append(REASON_NATIONAL_UNCHECKED)
-            elif opted_out:
-                reasons.append(REASON_NATIONAL)
-        if reasons:
-            reasons_of[number] = reasons
+
+def opt_out_register_check(*, data_flow: DataFlow, nhs_numbers: Sequence[object]) -> RegisterResult:
+    """Return which of these patients' data may not flow on this data flow, and why."""
+    register = opt_out_register_for(data_flow=data_flow)
+    numbers = normalise_many(nhs_numbers)
+    reasons_of = register.reasons(set(numbers))
+    result = register.result
     result.excluded = sorted(reasons_of.items())
     result.allowed = sum(1 for n in numbers if n not in reasons_of)
     return result

@@ -43,12 +43,12 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 
+from phm_portal.lib.crypto import decode_key, new_key  # noqa: E402 - needs nothing of settings
+
 
 # --- Keys for NHS numbers at rest (consent; see phm_portal/lib/crypto.py) -------
 def _data_key(name: str, demo_file: str) -> str:
     """Return a base64 32-byte key from NAME or NAME_FILE; only the demo may make its own."""
-    from phm_portal.lib.crypto import decode_key, new_key
-
     key = env_secret(name)
     if not key:
         if not DEMO_MODE:
@@ -82,6 +82,10 @@ if PHM_NATIONAL_OPT_OUT_DAYS < 1:
 PHM_OPT_OUT_REQUESTS_PER_HOUR = env_int("PHM_OPT_OUT_REQUESTS_PER_HOUR", 10)
 # The largest Type 1 or national opt-out file accepted (413 above).
 PHM_OPT_OUT_FILE_MAX_BYTES = env_int("PHM_OPT_OUT_FILE_MAX_BYTES", 20 * 1024 * 1024)
+# Wraps every file's data key and every programme's pseudonymisation key (datasets).
+KEY_ENCRYPTION_KEY = decode_key(
+    _data_key("PHM_KEY_ENCRYPTION_KEY", "demo_key_encryption_key"), name="PHM_KEY_ENCRYPTION_KEY"
+)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 if not DEBUG and not ALLOWED_HOSTS:
@@ -104,6 +108,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "guardian",
+    "django_celery_results",
     "phm_portal",
     "governance",
     "consent",
@@ -293,13 +298,27 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
+        # The folder is polled: look often, so a job's steps follow each other quickly.
+        "polling_interval": 0.1,
     }
-# Results and progress live in database rows, never in a result backend.
+# Progress and reports live in database rows. The result backend (the database) only
+# lets a chord know when every chunk of a job is done; other tasks keep no result.
 CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXPIRES = 24 * 3600
+# How often a chord looks whether all its chunks are done (the database backend polls).
+CELERY_RESULT_CHORD_RETRY_INTERVAL = 0.25
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A task whose worker died unacknowledged is delivered again after this long.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("PHM_BROKER_VISIBILITY_TIMEOUT", 3600)
+    }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = False
+# Workers listen here; tasks they send (chunks, chords) go here too.
+CELERY_TASK_DEFAULT_QUEUE = env_str("PHM_CELERY_QUEUE") or "celery"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "programmes-mark-ended": {
@@ -311,6 +330,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env_int("PHM_NATIONAL_OPT_OUT_PURGE_SECONDS", 3600),
     },
 }
+
+# --- Datasets ------------------------------------------------------------------
+PHM_UPLOAD_MAX_BYTES = env_int("PHM_UPLOAD_MAX_BYTES", 4 * 1024**3)
+PHM_JOB_CHUNK_BYTES = env_int("PHM_JOB_CHUNK_BYTES", 64 * 1024**2)
+PHM_JOB_LEASE_SECONDS = env_int("PHM_JOB_LEASE_SECONDS", 120)
+FILE_UPLOAD_TEMP_DIR = str(VAR_DIR / "tmp")
+(VAR_DIR / "tmp").mkdir(exist_ok=True)
 
 # --- Logging ------------------------------------------------------------------
 LOGGING = {

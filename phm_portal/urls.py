@@ -7,6 +7,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from consent import urls as consent_urls
+from datasets import api as datasets_api
+from datasets import views as datasets_views
 from governance import api as governance_api
 from governance import views as governance_views
 from notices import api as notices_api
@@ -24,6 +26,9 @@ router.register(
     basename="api-participant",
 )
 router.register("users", governance_api.UserViewSet, basename="api-user")
+# --- datasets (issue 6) ---
+router.register("datasets", datasets_api.DatasetViewSet, basename="api-dataset")
+router.register("jobs", datasets_api.JobViewSet, basename="api-job")
 # --- data flows (issue 3) ---
 router.register("data-flows", governance_api.DataFlowViewSet, basename="api-data-flow")
 # --- notices (issue 5) ---
@@ -39,6 +44,11 @@ api_v1 = [
     path("me/", governance_api.MeView.as_view(), name="api-me"),
     path("audit/", portal_api.AuditEventList.as_view(), name="api-audit"),
     path("audit/verify/", portal_api.AuditVerify.as_view(), name="api-audit-verify"),
+    path(
+        "practices/<str:ods_code>/reidentify/",
+        datasets_api.Reidentify.as_view(),
+        name="api-reidentify",
+    ),
     # --- records of processing (issue 3) ---
     path(
         "organisations/<str:ods_code>/record-of-processing/",
@@ -99,6 +109,19 @@ urlpatterns = [
         name="record-of-processing-download",
     ),
     path("audit/", portal_views.audit_list, name="audit-list"),
+    # --- datasets (issue 6) ---
+    path("datasets/", datasets_views.dataset_list, name="dataset-list"),
+    path("datasets/upload/", datasets_views.dataset_upload, name="dataset-upload"),
+    path("datasets/<uuid:dataset_id>/", datasets_views.dataset_detail, name="dataset-detail"),
+    path(
+        "datasets/<uuid:dataset_id>/pseudonymise/",
+        datasets_views.dataset_pseudonymise,
+        name="dataset-pseudonymise",
+    ),
+    path("jobs/<uuid:job_id>/", datasets_views.job_detail, name="job-detail"),
+    path("jobs/<uuid:job_id>/cancel/", datasets_views.job_cancel, name="job-cancel"),
+    path("jobs/<uuid:job_id>/output.csv", datasets_views.job_output, name="job-output"),
+    path("practices/<str:ods_code>/reidentify/", datasets_views.reidentify, name="reidentify"),
     # --- notices (issue 5): the public side, then the DPO's pages ---
     path("notices/", notices_views.search, name="notice-search"),
     path("notices/<slug:slug>/", notices_views.current, name="notice-current"),

@@ -33,6 +33,14 @@ def _empty_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _own_files(settings, tmp_path):
+    """Give every test its own storage and temporary folders: files do not leak either."""
+    settings.MEDIA_ROOT = str(tmp_path / "files")
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "tmp")
+    (tmp_path / "tmp").mkdir()
+
+
 @pytest.fixture
 def practice_a(db):
     return PracticeFactory(ods_code="A81001", name="Practice A Surgery", postcode="TS1 1AA")

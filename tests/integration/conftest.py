@@ -35,8 +35,13 @@ class Workers:
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen] = []
 
-    def start(self, name: str = "w1") -> subprocess.Popen:
-        env = {**os.environ, "DATABASE_URL": test_database_url()}
+    def start(self, name: str = "w1", **extra_env: str) -> subprocess.Popen:
+        env = {
+            **os.environ,
+            "DATABASE_URL": test_database_url(),
+            "PHM_CELERY_QUEUE": self.queue,
+            **extra_env,
+        }
         log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         process = subprocess.Popen(
             [
@@ -65,8 +70,14 @@ class Workers:
 
 @pytest.fixture
 def workers(transactional_db, tmp_path) -> Iterator[Workers]:
+    """Workers on a private queue; tasks this test process sends go to it as well."""
+    from phm_portal.celery import app
+
     pool = Workers(tmp_path)
+    previous = app.conf.task_default_queue
+    app.conf.task_default_queue = pool.queue
     yield pool
+    app.conf.task_default_queue = previous
     pool.stop()
 
 

@@ -44,6 +44,7 @@ PRODUCTION = {
     "DEBUG": "0",
     "SECRET_KEY": "x7Gq2vR9pLm4Tz8Wc1Kd6Yh3Nb5Fs0Ju-ZeQaXo_MiVrPtLyHgDkBnCsEwUfAj",
     "ALLOWED_HOSTS": "portal.example.nhs.uk",
+    "PHM_KEY_ENCRYPTION_KEY": "c3ludGhldGljLXRlc3Qta2V5LTMyLWJ5dGVzLWxvbmc=",
     # 32 bytes each, base64: made up for this test, never used anywhere else.
     "PHM_BLIND_INDEX_KEY": "bG9va3VwLWtleS1mb3ItdGhlLXNldHRpbmdzLXRlc3Q=",
     "PHM_FIELD_ENCRYPTION_KEY": "ZmllbGQta2V5LWZvci10aGUtc2V0dGluZ3MtdGVzdHM=",

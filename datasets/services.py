@@ -1,0 +1,563 @@
+"""Every write of the datasets app: uploads, pseudonymisation jobs, re-identification."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from datasets import pipeline
+from datasets.models import Dataset, Job, JobChunk, ProgrammeKey
+from datasets.uploads import EncryptedUpload
+from governance.models import DataFlow, Organisation, Programme, User
+from phm_portal.audit import audit_log
+from phm_portal.errors import InvalidInput, NotAllowedNow
+from phm_portal.lib import envelope
+
+log = logging.getLogger(__name__)
+
+
+# --- keys ------------------------------------------------------------------------
+def programme_key(*, programme: Programme) -> bytes:
+    """Return the programme's pseudonymisation key, making it on first use."""
+    if programme.status == Programme.Status.DESTROYED:
+        raise NotAllowedNow(
+            "The programme's data and keys were destroyed: nothing can be coded or decoded."
+        )
+    record = ProgrammeKey.objects.filter(programme=programme).first()
+    if record is None:
+        secret = os.urandom(32)
+        wrapped = _wrap(secret)
+        try:
+            with transaction.atomic():
+                record = ProgrammeKey.objects.create(programme=programme, wrapped_key=wrapped)
+                audit_log(
+                    actor=None,
+                    action="programme.key_created",
+                    obj=programme,
+                    details={"key_id": str(record.key_id)},
+                )
+        except IntegrityError:  # another worker made it first
+            record = ProgrammeKey.objects.get(programme=programme)
+    return _unwrap(bytes(record.wrapped_key))
+
+
+def _wrap(secret: bytes) -> bytes:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    nonce = os.urandom(12)
+    return nonce + AESGCM(settings.KEY_ENCRYPTION_KEY).encrypt(
+        nonce, secret, b"phm-portal programme key v1"
+    )
+
+
+def _unwrap(wrapped: bytes) -> bytes:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(settings.KEY_ENCRYPTION_KEY).decrypt(
+        wrapped[:12], wrapped[12:], b"phm-portal programme key v1"
+    )
+
+
+# --- uploads -----------------------------------------------------------------------
+def dataset_upload(
+    *, actor: User, data_flow: DataFlow, upload: EncryptedUpload, mapping: object
+) -> Dataset:
+    """Store an encrypted extract on an approved flow, after checking its header and mapping.
+
+    The upload is already encrypted on disk (datasets.uploads); on any refusal it is deleted.
+    """
+    try:
+        if data_flow.status != DataFlow.Status.APPROVED:
+            raise NotAllowedNow(
+                f"Data may move only on an approved flow; this one is {data_flow.get_status_display().lower()}."
+            )
+        if data_flow.programme.status in (Programme.Status.ENDED, Programme.Status.DESTROYED):
+            raise NotAllowedNow(
+                f"The programme has {data_flow.programme.get_status_display().lower()}."
+            )
+        if upload.size == 0:
+            raise InvalidInput("The file is empty.", field="file")
+        try:
+            header = pipeline.read_header(upload.head.split(b"\n", 1)[0] + b"\n")
+        except UnicodeDecodeError:
+            raise InvalidInput(
+                "The file is not UTF-8 text (a CSV extract is expected).", field="file"
+            ) from None
+        except ValueError as exc:
+            raise InvalidInput(f"Line 1: {exc}", field="file") from None
+        if b"\n" not in upload.head and upload.size > len(upload.head):
+            raise InvalidInput("Line 1: the header line is longer than 64 KiB.", field="file")
+        try:
+            parsed = pipeline.Mapping.from_json(mapping)
+            parsed.check_columns(header)
+        except ValueError as exc:
+            raise InvalidInput(str(exc), field="mapping") from None
+        name = f"datasets/{upload.id}.csv.enc"
+        with open(upload.path, "rb") as encrypted:
+            stored = default_storage.save(name, File(encrypted))
+    finally:
+        upload.discard()
+    dataset = Dataset(
+        id=upload.id,
+        data_flow=data_flow,
+        uploaded_by=actor,
+        original_name=upload.name,
+        columns=header,
+        mapping=parsed.to_json(),
+        sha256=upload.sha256,
+        bytes=upload.size,
+        file=stored,
+        wrapped_key=upload.wrapped_key,
+    )
+    try:
+        with transaction.atomic():
+            dataset.save()
+            audit_log(
+                actor=actor,
+                action="dataset.uploaded",
+                obj=dataset,
+                details={"data_flow": data_flow.pk, "bytes": upload.size, "sha256": upload.sha256},
+            )
+    except Exception:
+        default_storage.delete(stored)
+        raise
+    return dataset
+
+
+def _open_dataset(dataset: Dataset) -> io.RawIOBase:
+    if dataset.status == Dataset.Status.DESTROYED:
+        raise NotAllowedNow("This extract was destroyed with its programme's data.")
+    key = envelope.unwrap(settings.KEY_ENCRYPTION_KEY, bytes(dataset.wrapped_key))
+    return envelope.decrypting_reader(
+        key, default_storage.open(dataset.file, "rb"), dataset.associated_data
+    )
+
+
+# --- jobs ---------------------------------------------------------------------------
+def dataset_pseudonymise(*, actor: User, dataset: Dataset) -> Job:
+    """Queue the pseudonymisation of an extract; asking again while one is active returns it.
+
+    A large extract is cut into byte ranges of PHM_JOB_CHUNK_BYTES, run in parallel.
+    """
+    active = dataset.jobs.filter(status__in=Job.ACTIVE).first()
+    if active is not None:
+        return active
+    flow = dataset.data_flow
+    if flow.status != DataFlow.Status.APPROVED:
+        raise NotAllowedNow(
+            f"The flow is {flow.get_status_display().lower()}: no data moves on it now."
+        )
+    if dataset.status == Dataset.Status.DESTROYED:
+        raise NotAllowedNow("This extract was destroyed with its programme's data.")
+    _register_for(flow)  # refuses now (409) if, say, the national opt-out check has expired
+    chunk_bytes = max(1, settings.PHM_JOB_CHUNK_BYTES)
+    parts = max(1, -(-dataset.bytes // chunk_bytes))
+    try:
+        with transaction.atomic():
+            job = Job.objects.create(
+                dataset=dataset, requested_by=actor, reference_date=dataset.uploaded_at.date()
+            )
+            JobChunk.objects.bulk_create(
+                JobChunk(
+                    job=job,
+                    index=i,
+                    start=dataset.bytes * i // parts,
+                    end=dataset.bytes * (i + 1) // parts,
+                )
+                for i in range(parts)
+            )
+            audit_log(
+                actor=actor,
+                action="job.queued",
+                obj=dataset,
+                details={"job": str(job.id), "chunks": parts},
+            )
+            transaction.on_commit(lambda: _send_start(job.pk))
+    except IntegrityError:  # two clicks at once: the other made the active job
+        return dataset.jobs.get(status__in=Job.ACTIVE)
+    return job
+
+
+def _send_start(job_id) -> None:
+    from datasets.tasks import job_start
+
+    job_start.delay(str(job_id))
+
+
+def job_cancel(*, actor: User, job: Job) -> Job:
+    """Ask an active job to stop; its chunks stop between blocks and nothing is published."""
+    updated = Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE).update(cancel_requested=True)
+    if not updated:
+        job.refresh_from_db()
+        raise NotAllowedNow(
+            f"The job has already {job.get_status_display().lower()}; there is nothing to cancel."
+        )
+    if Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
+        status=Job.Status.CANCELLED, finished_at=timezone.now()
+    ):
+        JobChunk.objects.filter(job=job, status=JobChunk.Status.PENDING).update(
+            status=JobChunk.Status.CANCELLED
+        )
+    audit_log(
+        actor=actor, action="job.cancel_requested", obj=job.dataset, details={"job": str(job.pk)}
+    )
+    job.refresh_from_db()
+    return job
+
+
+def job_start(*, job_id) -> list[int]:
+    """Claim a queued job (or resume a running one); return the ids of chunks still to run."""
+    now = timezone.now()
+    Job.objects.filter(pk=job_id, status=Job.Status.QUEUED, cancel_requested=False).update(
+        status=Job.Status.RUNNING, started_at=now
+    )
+    job = Job.objects.get(pk=job_id)
+    if job.status != Job.Status.RUNNING:
+        return []
+    return list(job.chunks.exclude(status=JobChunk.Status.DONE).values_list("pk", flat=True))
+
+
+class ChunkBusy(Exception):
+    """Another worker holds the chunk's lease; try again when it may have expired."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"chunk leased for {seconds:.0f}s more")
+        self.seconds = seconds
+
+
+def job_chunk_run(*, chunk_id: int) -> None:
+    """Process one byte range of a job's extract into an encrypted output part.
+
+    1. Claim the chunk with a lease (pending, or running with an expired lease: its
+       worker died). A chunk already done returns at once.
+    2. Stream: decrypt the extract, read whole records of the range, pseudonymise,
+       encrypt the part and the vault to temporary files, renewing the lease per block.
+    3. Publish the part only if this attempt still holds the chunk.
+    """
+    now = timezone.now()
+    lease = dt.timedelta(seconds=settings.PHM_JOB_LEASE_SECONDS)
+    chunk = JobChunk.objects.select_related("job__dataset__data_flow__programme").get(pk=chunk_id)
+    if chunk.status in (JobChunk.Status.DONE, JobChunk.Status.FAILED, JobChunk.Status.CANCELLED):
+        return
+    claimed = JobChunk.objects.filter(pk=chunk_id, status=JobChunk.Status.PENDING).update(
+        status=JobChunk.Status.RUNNING,
+        lease_until=now + lease,
+        attempts=F("attempts") + 1,
+        bytes_done=0,
+    ) or JobChunk.objects.filter(
+        pk=chunk_id, status=JobChunk.Status.RUNNING, lease_until__lt=now
+    ).update(lease_until=now + lease, attempts=F("attempts") + 1, bytes_done=0)
+    if not claimed:
+        chunk.refresh_from_db()
+        if chunk.status == JobChunk.Status.RUNNING and chunk.lease_until:
+            raise ChunkBusy(max(1.0, (chunk.lease_until - now).total_seconds()))
+        return
+    chunk.refresh_from_db()
+    attempt = chunk.attempts
+    job = chunk.job
+    if job.status != Job.Status.RUNNING or job.cancel_requested:
+        _chunk_stop(chunk, attempt, JobChunk.Status.CANCELLED)
+        return
+    try:
+        report, parts = _run_range(chunk, attempt, lease)
+    except pipeline.JobCancelled:
+        _chunk_stop(chunk, attempt, JobChunk.Status.CANCELLED)
+        return
+    except _LostLease:
+        return
+    except (pipeline.ExtractError, envelope.DecryptionFailed, NotAllowedNow) as exc:
+        _chunk_fail(chunk, attempt, str(exc))
+        return
+    except Exception:
+        log.exception("chunk %s of job %s failed", chunk.index, job.pk)
+        _chunk_fail(
+            chunk,
+            attempt,
+            "An unexpected error stopped the job; the technical team has the details in the log.",
+        )
+        return
+    with transaction.atomic():
+        won = JobChunk.objects.filter(
+            pk=chunk.pk, status=JobChunk.Status.RUNNING, attempts=attempt
+        ).update(
+            status=JobChunk.Status.DONE,
+            report=report,
+            lease_until=None,
+            bytes_done=chunk.end - chunk.start,
+            **parts,
+        )
+    if not won:
+        for name in (parts["output_file"], parts["vault_file"]):
+            default_storage.delete(name)
+
+
+class _LostLease(Exception):
+    """Another attempt took the chunk over: this one stops without publishing."""
+
+
+def _run_range(chunk: JobChunk, attempt: int, lease: dt.timedelta) -> tuple[dict, dict]:
+    job = chunk.job
+    dataset = job.dataset
+    flow = dataset.data_flow
+    key = programme_key(programme=flow.programme)
+    exclusions = _register_for(flow)
+    tmp = Path(settings.FILE_UPLOAD_TEMP_DIR)
+    output_key = envelope.new_data_key(settings.KEY_ENCRYPTION_KEY)
+    vault_key = envelope.new_data_key(settings.KEY_ENCRYPTION_KEY)
+    stem = f"{job.pk}-{chunk.index}-{attempt}"
+    out_path, vault_path = tmp / f"{stem}.part.enc", tmp / f"{stem}.vault.enc"
+    # A worker that died mid-chunk left its temporary ciphertext (unreadable: its data key
+    # died with it); this attempt owns the chunk now, so it clears them away.
+    for stale in tmp.glob(f"{job.pk}-{chunk.index}-*"):
+        if stale.name.split(".")[0] != stem:
+            stale.unlink(missing_ok=True)
+    state = {"last": timezone.now()}
+
+    def progress(done: int) -> None:
+        now = timezone.now()
+        if (now - state["last"]).total_seconds() < 1:
+            return
+        state["last"] = now
+        alive = JobChunk.objects.filter(
+            pk=chunk.pk, status=JobChunk.Status.RUNNING, attempts=attempt
+        ).update(bytes_done=min(done, chunk.end - chunk.start), lease_until=now + lease)
+        if not alive:
+            raise _LostLease
+        if Job.objects.filter(pk=job.pk, cancel_requested=True).exists():
+            raise pipeline.JobCancelled
+
+    try:
+        with (
+            _open_dataset(dataset) as plain,
+            open(out_path, "wb") as out_file,
+            open(vault_path, "wb") as vault_file,
+        ):
+            ranged = pipeline.RangeReader(plain, chunk.start, chunk.end)
+            sink = envelope.encrypting_writer(output_key, out_file, chunk.associated_data)
+            vault = envelope.encrypting_writer(vault_key, vault_file, chunk.vault_associated_data)
+            report = pipeline.pseudonymise(
+                ranged,
+                sink,
+                vault,
+                header=dataset.columns,
+                mapping=pipeline.Mapping.from_json(dataset.mapping),
+                key=key,
+                exclusions=exclusions,
+                reference_date=job.reference_date,
+                progress=progress,
+                has_header=chunk.index == 0,
+                first_line=ranged.first_line,
+                write_header=chunk.index == 0,
+            )
+            sink.close()
+            vault.close()
+        output_bytes = out_path.stat().st_size
+        output_name = _replace_in_storage(f"jobs/{job.pk}/part-{chunk.index:05d}.csv.enc", out_path)
+        vault_name = _replace_in_storage(
+            f"jobs/{job.pk}/vault-{chunk.index:05d}.csv.enc", vault_path
+        )
+    finally:
+        out_path.unlink(missing_ok=True)
+        vault_path.unlink(missing_ok=True)
+    return (
+        {
+            "rows_in": report.rows_in,
+            "rows_out": report.rows_out,
+            "excluded": report.excluded,
+            "invalid_rows": report.invalid_rows,
+        },
+        {
+            "output_file": output_name,
+            "output_key": output_key.wrapped,
+            "vault_file": vault_name,
+            "vault_key": vault_key.wrapped,
+            "output_bytes": output_bytes,
+        },
+    )
+
+
+def _replace_in_storage(name: str, path: Path) -> str:
+    if default_storage.exists(name):
+        default_storage.delete(name)
+    with open(path, "rb") as f:
+        return default_storage.save(name, File(f))
+
+
+def _register_for(flow: DataFlow):
+    """Return the function that says which NHS numbers may not flow on this flow, and why.
+
+    The register is loaded once (409 if, say, the national check has expired); the
+    pipeline then asks it about each batch of new, already validated numbers.
+    """
+    from consent.selectors import opt_out_register_for
+
+    return opt_out_register_for(data_flow=flow).reasons
+
+
+def _chunk_stop(chunk: JobChunk, attempt: int, status: str) -> None:
+    JobChunk.objects.filter(pk=chunk.pk, attempts=attempt).update(status=status, lease_until=None)
+
+
+def _chunk_fail(chunk: JobChunk, attempt: int, message: str) -> None:
+    with transaction.atomic():
+        if JobChunk.objects.filter(pk=chunk.pk, attempts=attempt).update(
+            status=JobChunk.Status.FAILED, lease_until=None, report={"error": message}
+        ):
+            Job.objects.filter(pk=chunk.job_id, status=Job.Status.RUNNING).update(
+                status=Job.Status.FAILED, error=message, finished_at=timezone.now()
+            )
+            audit_log(
+                actor=None,
+                action="job.failed",
+                obj=chunk.job.dataset,
+                details={"job": str(chunk.job_id), "error": message},
+            )
+
+
+def job_finish(*, job_id) -> Job:
+    """Merge the chunks' reports in order and publish the job once (succeeded, failed or cancelled)."""
+    job = Job.objects.get(pk=job_id)
+    if job.status not in Job.ACTIVE:
+        return job
+    chunks = list(job.chunks.order_by("index"))
+    statuses = {c.status for c in chunks}
+    now = timezone.now()
+    if JobChunk.Status.FAILED in statuses:
+        error = next(
+            c.report.get("error", "") for c in chunks if c.status == JobChunk.Status.FAILED
+        )
+        Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE).update(
+            status=Job.Status.FAILED, error=error, finished_at=now
+        )
+    elif job.cancel_requested or JobChunk.Status.CANCELLED in statuses:
+        if Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE).update(
+            status=Job.Status.CANCELLED, finished_at=now
+        ):
+            _delete_parts(chunks)
+            audit_log(
+                actor=None, action="job.cancelled", obj=job.dataset, details={"job": str(job.pk)}
+            )
+    elif statuses == {JobChunk.Status.DONE}:
+        excluded = {"type1": 0, "national": 0, "invalid": 0}
+        invalid: list[dict] = []
+        for c in chunks:
+            for reason, n in c.report["excluded"].items():
+                excluded[reason] = excluded.get(reason, 0) + n
+            invalid.extend(c.report["invalid_rows"])
+        invalid.sort(key=lambda r: r["line"])
+        with transaction.atomic():
+            published = Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+                status=Job.Status.SUCCEEDED,
+                rows_in=sum(c.report["rows_in"] for c in chunks),
+                rows_out=sum(c.report["rows_out"] for c in chunks),
+                excluded=excluded,
+                invalid_rows=invalid[: pipeline.MAX_INVALID_REPORTED],
+                finished_at=now,
+            )
+            if published:
+                job.refresh_from_db()
+                audit_log(
+                    actor=None,
+                    action="job.succeeded",
+                    obj=job.dataset,
+                    details={
+                        "job": str(job.pk),
+                        "rows_in": job.rows_in,
+                        "rows_out": job.rows_out,
+                        "excluded": excluded,
+                    },
+                )
+    job.refresh_from_db()
+    return job
+
+
+def _delete_parts(chunks: Iterable[JobChunk]) -> None:
+    for c in chunks:
+        for name in (c.output_file, c.vault_file):
+            if name:
+                default_storage.delete(name)
+
+
+def job_output(*, job: Job) -> Iterator[bytes]:
+    """Yield the pseudonymised CSV of a finished job, part after part, decrypted on the fly."""
+    if job.status != Job.Status.SUCCEEDED:
+        raise NotAllowedNow(
+            f"The output is ready only when the job has succeeded; it is {job.get_status_display().lower()}."
+        )
+    if job.dataset.data_flow.programme.status == Programme.Status.DESTROYED:
+        raise NotAllowedNow(
+            "The programme's data was destroyed: its outputs can no longer be read."
+        )
+    for chunk in job.chunks.order_by("index"):
+        key = envelope.unwrap(settings.KEY_ENCRYPTION_KEY, bytes(chunk.output_key))
+        with default_storage.open(chunk.output_file, "rb") as encrypted:
+            yield from envelope.iter_plaintext(key, encrypted, chunk.associated_data)
+
+
+def reidentify(
+    *, actor: User, practice: Organisation, programme: Programme, codes: list[str]
+) -> tuple[list[dict], list[str]]:
+    """Return the NHS numbers behind codes, for patients registered at this practice only.
+
+    Codes of other practices' patients are reported as not found, exactly like unknown codes.
+    """
+    if programme.status == Programme.Status.DESTROYED:
+        raise NotAllowedNow(
+            "The programme's data and keys were destroyed: its codes can no longer be re-identified."
+        )
+    wanted = {c.strip().lower() for c in codes if isinstance(c, str) and c.strip()}
+    found: dict[str, str] = {}
+    chunks = JobChunk.objects.filter(
+        job__dataset__data_flow__programme=programme, job__status=Job.Status.SUCCEEDED
+    ).exclude(vault_file="")
+    for chunk in chunks:
+        key = envelope.unwrap(settings.KEY_ENCRYPTION_KEY, bytes(chunk.vault_key))
+        with default_storage.open(chunk.vault_file, "rb") as encrypted:
+            text = io.TextIOWrapper(
+                envelope.decrypting_reader(key, encrypted, chunk.vault_associated_data),
+                encoding="utf-8",
+            )
+            for row in csv.DictReader(text):
+                if row["practice"] == practice.ods_code and row["pseudonym"] in wanted:
+                    found[row["pseudonym"]] = row["nhs_number"]
+    ordered = list(
+        dict.fromkeys(c.strip().lower() for c in codes if isinstance(c, str) and c.strip())
+    )
+    results = [{"code": c, "nhs_number": found[c]} for c in ordered if c in found]
+    not_found = [c for c in ordered if c not in found]
+    audit_log(
+        actor=actor,
+        action="pseudonym.reidentified",
+        obj=practice,
+        details={
+            "programme": programme.slug,
+            "codes_asked": len(ordered),
+            "codes_answered": len(results),
+        },
+    )
+    return results, not_found
+
+
+def mapping_from_request(raw: object) -> object:
+    """Return the mapping from a multipart field (JSON text) or a JSON body (object)."""
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(
+                f"The mapping is not valid JSON: {exc.msg} (character {exc.pos}).", field="mapping"
+            ) from None
+    return raw

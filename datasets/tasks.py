@@ -1,0 +1,34 @@
+"""Celery tasks of the datasets app: thin callers of datasets.services."""
+
+from __future__ import annotations
+
+from celery import chord, shared_task
+
+from datasets import services
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def job_start(job_id: str) -> None:
+    """Run a job's chunks in parallel (a chord); the callback publishes the job once."""
+    chunk_ids = services.job_start(job_id=job_id)
+    if not chunk_ids:
+        services.job_finish(job_id=job_id)
+        return
+    chord(job_chunk_run.s(chunk_id) for chunk_id in chunk_ids)(job_finish.si(job_id))
+
+
+@shared_task(
+    bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=False, max_retries=None
+)
+def job_chunk_run(self, chunk_id: int) -> int:
+    """Process one chunk; if another worker holds its lease, come back when it may expire."""
+    try:
+        services.job_chunk_run(chunk_id=chunk_id)
+    except services.ChunkBusy as busy:
+        raise self.retry(countdown=busy.seconds) from None
+    return chunk_id
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def job_finish(job_id: str) -> None:
+    services.job_finish(job_id=job_id)

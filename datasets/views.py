@@ -1,0 +1,254 @@
+"""Pages of the datasets app: upload, extracts, jobs, downloads, re-identification."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_http_methods, require_POST
+
+from datasets import permissions as perms
+from datasets import selectors, services
+from datasets.uploads import EncryptedUpload, EncryptingUploadHandler
+from governance import permissions as governance_perms
+from governance.models import DataFlow, Programme
+from phm_portal.errors import DomainError
+from phm_portal.forms import add_service_error
+
+RULES = [("year", "Year of birth"), ("age_band_5", "5-year age band")]
+
+
+class UploadForm(forms.Form):
+    data_flow = forms.ModelChoiceField(queryset=DataFlow.objects.none(), label="Approved data flow")
+    nhs_number = forms.CharField(label="Column with the NHS number", initial="nhs_number")
+    practice = forms.CharField(
+        label="Column with the patient's registered practice (ODS code)", initial="practice"
+    )
+    drop = forms.CharField(
+        label="Direct identifier columns to drop",
+        required=False,
+        help_text="Column names separated by commas, e.g. forename, surname, address",
+    )
+    date_of_birth = forms.CharField(label="Column with the date of birth", required=False)
+    date_rule = forms.ChoiceField(
+        label="Generalise the date of birth to", choices=RULES, required=False
+    )
+    postcode = forms.CharField(
+        label="Column with the postcode",
+        required=False,
+        help_text="Kept as its district only, e.g. LS2",
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        flows = DataFlow.objects.filter(status=DataFlow.Status.APPROVED).select_related(
+            "source", "destination", "programme"
+        )
+        if not user.can("read_all"):
+            flows = flows.filter(source__in=governance_perms.organisations_of(user))
+        self.fields["data_flow"].queryset = flows
+
+    def mapping(self) -> dict:
+        data = self.cleaned_data
+        generalise = []
+        if data.get("date_of_birth"):
+            generalise.append(
+                {"column": data["date_of_birth"].strip(), "rule": data.get("date_rule") or "year"}
+            )
+        if data.get("postcode"):
+            generalise.append({"column": data["postcode"].strip(), "rule": "district"})
+        return {
+            "nhs_number": data["nhs_number"].strip(),
+            "practice": data["practice"].strip(),
+            "drop": [c.strip() for c in (data.get("drop") or "").split(",") if c.strip()],
+            "generalise": generalise,
+        }
+
+
+@login_required
+def dataset_list(request: HttpRequest) -> HttpResponse:
+    page = Paginator(perms.datasets_of(request.user).order_by("-uploaded_at"), 25).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "datasets/dataset_list.html", {"page": page})
+
+
+@csrf_exempt
+@login_required
+def dataset_upload(request: HttpRequest) -> HttpResponse:
+    """Upload an extract; the file is encrypted while it streams in (so CSRF is checked after)."""
+    if request.method == "POST":
+        request.upload_handlers = [EncryptingUploadHandler(request)]
+    return _dataset_upload(request)
+
+
+@csrf_protect
+@require_http_methods(["GET", "POST"])
+def _dataset_upload(request: HttpRequest) -> HttpResponse:
+    form = UploadForm(request.POST or None, user=request.user)
+    if request.method == "POST":
+        upload = request.FILES.get("file")
+        handler = request.upload_handlers[0]
+        try:
+            if (
+                isinstance(handler, EncryptingUploadHandler)
+                and handler.upload is not None
+                and handler.upload.too_large
+            ):
+                form.add_error(
+                    None, f"The file is larger than the limit of {handler.limit:,} bytes."
+                )
+                return render(request, "datasets/upload.html", {"form": form}, status=413)
+            if not isinstance(upload, EncryptedUpload):
+                form.add_error(None, "Choose the extract file (CSV) to upload.")
+            elif form.is_valid():
+                flow = perms.get_flow_for_upload(request.user, form.cleaned_data["data_flow"].pk)
+                try:
+                    dataset = services.dataset_upload(
+                        actor=request.user, data_flow=flow, upload=upload, mapping=form.mapping()
+                    )
+                except (DomainError, ValidationError) as exc:
+                    add_service_error(form, exc)
+                else:
+                    messages.success(request, f"{dataset.original_name} is stored, encrypted.")
+                    return redirect("dataset-detail", dataset_id=dataset.pk)
+        finally:
+            if isinstance(upload, EncryptedUpload):
+                upload.discard()
+    return render(request, "datasets/upload.html", {"form": form})
+
+
+@login_required
+def dataset_detail(request: HttpRequest, dataset_id) -> HttpResponse:
+    dataset = perms.get_dataset_for_user(request.user, dataset_id)
+    jobs = dataset.jobs.order_by("-created_at")
+    return render(request, "datasets/dataset_detail.html", {"dataset": dataset, "jobs": jobs})
+
+
+@login_required
+@require_POST
+def dataset_pseudonymise(request: HttpRequest, dataset_id) -> HttpResponse:
+    governance_perms.require(request.user, "run_pseudonymisation")
+    dataset = perms.get_dataset_for_user(request.user, dataset_id)
+    try:
+        job = services.dataset_pseudonymise(actor=request.user, dataset=dataset)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("dataset-detail", dataset_id=dataset.pk)
+    return redirect("job-detail", job_id=job.pk)
+
+
+@login_required
+def job_detail(request: HttpRequest, job_id) -> HttpResponse:
+    job = perms.get_job_for_user(request.user, job_id)
+    can_download = job.status == job.Status.SUCCEEDED and _may_download(request.user, job)
+    return render(
+        request,
+        "datasets/job_detail.html",
+        {
+            "job": job,
+            "progress": selectors.job_progress(job),
+            "active": job.status in job.ACTIVE,
+            "can_cancel": job.status in job.ACTIVE and request.user.can("run_pseudonymisation"),
+            "can_download": can_download,
+            "invalid_shown": job.invalid_rows[:100],
+        },
+    )
+
+
+def _may_download(user, job) -> bool:
+    try:
+        perms.get_job_for_user(user, job.pk, output=True)
+    except Http404:
+        return False
+    return True
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def job_cancel(request: HttpRequest, job_id) -> HttpResponse:
+    """Ask for confirmation (GET), then cancel (POST)."""
+    governance_perms.require(request.user, "run_pseudonymisation")
+    job = perms.get_job_for_user(request.user, job_id)
+    if request.method == "POST":
+        try:
+            services.job_cancel(actor=request.user, job=job)
+        except DomainError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(
+                request, "The job is being cancelled. Nothing of it will be published."
+            )
+        return redirect("job-detail", job_id=job.pk)
+    return render(request, "datasets/job_cancel.html", {"job": job})
+
+
+@login_required
+def job_output(request: HttpRequest, job_id) -> HttpResponse:
+    job = perms.get_job_for_user(request.user, job_id, output=True)
+    try:
+        chunks = services.job_output(job=job)
+        first = next(chunks, b"")
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("job-detail", job_id=job.pk)
+
+    def stream():
+        yield first
+        yield from chunks
+
+    response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="pseudonymised-{job.pk}.csv"'
+    return response
+
+
+class ReidentifyForm(forms.Form):
+    programme = forms.ModelChoiceField(queryset=Programme.objects.none(), to_field_name="slug")
+    codes = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6}),
+        help_text="The codes the programme flagged, one per line or separated by commas.",
+    )
+
+    def __init__(self, *args, practice, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["programme"].queryset = Programme.objects.filter(
+            participations__organisation=practice
+        ).distinct()
+
+    def code_list(self) -> list[str]:
+        raw = self.cleaned_data["codes"].replace(",", "\n")
+        return [c.strip() for c in raw.splitlines() if c.strip()]
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def reidentify(request: HttpRequest, ods_code: str) -> HttpResponse:
+    practice = governance_perms.get_organisation_for_user(
+        request.user, ods_code, capability="reidentify"
+    )
+    form = ReidentifyForm(request.POST or None, practice=practice)
+    results = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            found, not_found = services.reidentify(
+                actor=request.user,
+                practice=practice,
+                programme=form.cleaned_data["programme"],
+                codes=form.code_list(),
+            )
+        except DomainError as exc:
+            add_service_error(form, exc)
+        else:
+            results = {"found": found, "not_found": not_found}
+    return render(
+        request,
+        "datasets/reidentify.html",
+        {"practice": practice, "form": form, "results": results, "as_json": json.dumps},
+    )

@@ -1,0 +1,130 @@
+"""Envelope encryption of files: a fresh data key per file, wrapped by the key-encryption key.
+
+The file body is encrypted with Tink's streaming AEAD (AES256_GCM_HKDF_1MB: authenticated
+segments, so a file is written and read as a stream and any changed byte fails). The
+data key (a Tink keyset) is wrapped with AES-256-GCM under the key-encryption key (KEK)
+from configuration and stored beside the file's row, never in the clear. Deleting the
+wrapped key makes every copy of the file unreadable (crypto-shredding).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import tink
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from tink import secret_key_access, streaming_aead
+
+streaming_aead.register()
+
+_TEMPLATE = streaming_aead.streaming_aead_key_templates.AES256_GCM_HKDF_1MB
+_WRAP_AD = b"phm-portal data key v1"
+
+
+class DecryptionFailed(Exception):
+    """The file or its key does not authenticate: changed, truncated, or another key."""
+
+
+@dataclass(frozen=True)
+class DataKey:
+    """A file's data key: the Tink keyset and its wrapped (stored) form."""
+
+    handle: tink.KeysetHandle
+    wrapped: bytes
+
+    def primitive(self) -> streaming_aead.StreamingAead:
+        return self.handle.primitive(streaming_aead.StreamingAead)
+
+
+def new_data_key(kek: bytes) -> DataKey:
+    """Return a fresh data key and its form wrapped under the KEK."""
+    handle = tink.new_keyset_handle(_TEMPLATE)
+    serialized = tink.proto_keyset_format.serialize(handle, secret_key_access.TOKEN)
+    nonce = os.urandom(12)
+    return DataKey(handle, nonce + AESGCM(kek).encrypt(nonce, serialized, _WRAP_AD))
+
+
+def unwrap(kek: bytes, wrapped: bytes) -> DataKey:
+    """Return the data key from its wrapped form; DecryptionFailed if the KEK is not its own."""
+    try:
+        serialized = AESGCM(kek).decrypt(wrapped[:12], wrapped[12:], _WRAP_AD)
+    except Exception as exc:  # cryptography raises InvalidTag
+        raise DecryptionFailed(
+            "The data key cannot be unwrapped with this key-encryption key."
+        ) from exc
+    handle = tink.proto_keyset_format.parse(serialized, secret_key_access.TOKEN)
+    return DataKey(handle, wrapped)
+
+
+class _KeepOpen(io.RawIOBase):
+    """Let Tink close its stream without closing the file under it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        return self._raw.write(b)
+
+    def readinto(self, b) -> int:
+        data = self._raw.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def encrypting_writer(key: DataKey, destination: BinaryIO, associated_data: bytes) -> BinaryIO:
+    """Return a writable stream whose bytes reach `destination` encrypted; close it to finish."""
+    return key.primitive().new_encrypting_stream(_KeepOpen(destination), associated_data)
+
+
+class _Decrypting(io.RawIOBase):
+    """A readable plaintext stream that turns Tink's errors into DecryptionFailed."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        try:
+            data = self._inner.read(len(b))
+        except tink.TinkError as exc:
+            raise DecryptionFailed("The encrypted file is damaged or was changed.") from exc
+        b[: len(data)] = data
+        return len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._inner.read(size) if size and size > 0 else self._inner.readall()
+        except tink.TinkError as exc:
+            raise DecryptionFailed("The encrypted file is damaged or was changed.") from exc
+
+
+def decrypting_reader(key: DataKey, source: BinaryIO, associated_data: bytes) -> BinaryIO:
+    """Return a readable stream of the plaintext of `source`."""
+    try:
+        inner = key.primitive().new_decrypting_stream(source, associated_data)
+    except tink.TinkError as exc:
+        raise DecryptionFailed("The encrypted file is damaged or was changed.") from exc
+    return _Decrypting(inner)
+
+
+def iter_plaintext(
+    key: DataKey, source: BinaryIO, associated_data: bytes, size: int = 1 << 20
+) -> Iterator[bytes]:
+    reader = decrypting_reader(key, source, associated_data)
+    while True:
+        chunk = reader.read(size)
+        if not chunk:
+            return
+        yield chunk

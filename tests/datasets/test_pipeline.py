@@ -1,0 +1,244 @@
+"""The pseudonymisation pipeline on its own: shapes of file, reports, properties."""
+
+import datetime as dt
+import hashlib
+import hmac
+import io
+import random
+
+import pytest
+
+from datasets.pipeline import (
+    CODE_LENGTH,
+    ExtractError,
+    Mapping,
+    RangeReader,
+    pseudonymise,
+    read_header,
+)
+from phm_portal.lib.nhs_number import synthetic
+
+KEY = b"k" * 32
+MAPPING = Mapping.from_json(
+    {
+        "nhs_number": "nhs_number",
+        "practice": "practice",
+        "drop": ["name"],
+        "generalise": [
+            {"column": "date_of_birth", "rule": "age_band_5"},
+            {"column": "postcode", "rule": "district"},
+        ],
+    }
+)
+HEADER = ["nhs_number", "name", "date_of_birth", "postcode", "practice", "note"]
+
+
+def run(data: bytes, *, mapping=MAPPING, key=KEY, excluded=None, header=HEADER, chunks=1):
+    """Run the pipeline over `data` in `chunks` byte ranges; return (output text, merged reports)."""
+    out = io.BytesIO()
+    reports = []
+    cuts = [len(data) * i // chunks for i in range(chunks)] + [len(data)]
+    for i in range(chunks):
+        reader = RangeReader(io.BytesIO(data), cuts[i], cuts[i + 1], block_bytes=64)
+        reports.append(
+            pseudonymise(
+                reader,
+                out,
+                None,
+                header=header,
+                mapping=mapping,
+                key=key,
+                exclusions=lambda numbers: {
+                    n: r for n, r in (excluded or {}).items() if n in numbers
+                },
+                reference_date=dt.date(2026, 11, 22),
+                has_header=i == 0,
+                first_line=reader.first_line,
+                write_header=i == 0,
+            )
+        )
+    return out.getvalue().decode(), reports
+
+
+def code(number: str, key: bytes = KEY) -> str:
+    return hmac.new(key, number.encode(), hashlib.sha256).hexdigest()[:CODE_LENGTH]
+
+
+def rows(text: str) -> list[list[str]]:
+    import csv
+
+    return list(csv.reader(io.StringIO(text)))
+
+
+def test_pseudonymises_drops_and_generalises():
+    data = b"nhs_number,name,date_of_birth,postcode,practice,note\n943 476 5919,Ann Smith,1960-03-01,CB1 2AB,A81001,ok\n"
+    text, [report] = run(data)
+    assert rows(text) == [
+        ["pseudonym", "date_of_birth_age_band_5", "postcode_district", "practice", "note"],
+        [code("9434765919"), "65-69", "CB1", "A81001", "ok"],
+    ]
+    assert (report.rows_in, report.rows_out) == (1, 1)
+
+
+def test_any_common_file_shape_works():
+    data = (
+        b"\xef\xbb\xbfnhs_number,name,date_of_birth,postcode,practice,note\r\n"
+        b'9434765919,"Smith, Ann",01/03/1960,cb12ab,A81001,"two\r\nlines, and ""quotes"""\r\n'
+        b"\r\n\r\n"
+    )
+    text, [report] = run(data)
+    assert rows(text)[1] == [
+        code("9434765919"),
+        "65-69",
+        "CB1",
+        "A81001",
+        'two\r\nlines, and "quotes"',
+    ]
+    assert (report.rows_in, report.rows_out, report.excluded["invalid"]) == (1, 1, 0)
+
+
+def test_bad_rows_are_reported_by_the_line_where_they_start():
+    data = (
+        b"nhs_number,name,date_of_birth,postcode,practice,note\n"
+        b'9434765919,Ann,1960-03-01,CB1 2AB,A81001,"a\nmultiline note"\n'  # lines 2-3
+        b"9434765918,Bob,1960-03-01,CB1 2AB,A81001,x\n"  # line 4: check digit
+        b"9434765919,Cy,1960-13-45,CB1 2AB,A81001,x\n"  # line 5: bad date
+        b"9434765919,Di,CB1 2AB,A81001,x\n"  # line 6: five columns
+        b"4010232137,Ed,,,A81001,x\n"  # line 7: fine, empty date and postcode
+    )
+    text, [report] = run(data)
+    assert report.invalid_rows == [
+        {"line": 4, "error": "invalid NHS number"},
+        {"line": 5, "error": "bad date in date_of_birth"},
+        {"line": 6, "error": "expected 6 columns, found 5"},
+    ]
+    assert (report.rows_in, report.rows_out, report.excluded["invalid"]) == (5, 2, 3)
+    assert rows(text)[2] == [code("4010232137"), "", "", "A81001", "x"]
+
+
+def test_opted_out_patients_never_appear_and_are_counted_by_reason():
+    data = b"nhs_number,name,date_of_birth,postcode,practice,note\n" + b"".join(
+        f"{n},N,1970-01-01,LS2 9JT,B82002,x\n".encode()
+        for n in ["9434765919", "4010232137", "9434765919", "9990000018"]
+    )
+    excluded = {"9434765919": ["type1"], "4010232137": ["national"]}
+    text, [report] = run(data, excluded=excluded)
+    assert report.excluded == {"type1": 2, "national": 1, "invalid": 0}
+    assert code("9434765919") not in text and code("4010232137") not in text
+    assert code("9990000018") in text
+
+
+def test_codes_are_stable_for_one_key_and_differ_for_another():
+    data = b"nhs_number,name,date_of_birth,postcode,practice,note\n9434765919,A,1970-01-01,LS2 9JT,B82002,x\n"
+    first, _ = run(data)
+    again, _ = run(data)
+    other, _ = run(data, key=b"another programme key...........")
+    assert rows(first)[1][0] == rows(again)[1][0] != rows(other)[1][0]
+
+
+def test_spreadsheet_formulas_are_neutralised_but_numbers_kept():
+    data = (
+        b"nhs_number,name,date_of_birth,postcode,practice,note\n"
+        b'9434765919,A,1970-01-01,LS2 9JT,B82002,=HYPERLINK("x")\n'
+        b"9434765919,A,1970-01-01,LS2 9JT,B82002,-5.5\n"
+        b"9434765919,A,1970-01-01,LS2 9JT,B82002,@SUM(A1)\n"
+    )
+    notes = [r[-1] for r in rows(run(data)[0])[1:]]
+    assert notes == ['\'=HYPERLINK("x")', "-5.5", "'@SUM(A1)"]
+
+
+def test_no_nhs_number_name_or_full_postcode_reaches_the_output():
+    rng = random.Random(11)
+    patients = [
+        (synthetic(rng), f"Name{i}", f"LS{rng.randrange(1, 29)} {rng.randrange(1, 9)}AB")
+        for i in range(200)
+    ]
+    lines = [",".join(HEADER)]
+    for _ in range(1000):
+        n, name, pc = rng.choice(patients)
+        lines.append(f"{n},{name},1980-05-06,{pc},B82002,note")
+    text, _ = run(("\n".join(lines) + "\n").encode())
+    for n, name, pc in patients:
+        assert (
+            n not in text
+            and name not in text
+            and pc not in text
+            and pc.replace(" ", "") not in text
+        )
+
+
+@pytest.mark.parametrize("chunks", [2, 3, 7])
+def test_chunks_give_the_same_output_and_line_numbers_as_one_run(chunks):
+    rng = random.Random(5)
+    lines = [",".join(HEADER)]
+    for i in range(300):
+        n = synthetic(rng) if i % 17 else "123"
+        note = rng.choice(["plain", '"quoted, comma"', '"multi\nline"', ""])
+        lines.append(f"{n},N{i},1980-05-06,LS2 9JT,B82002,{note}")
+        if i % 50 == 0:
+            lines.append("")
+    data = ("\n".join(lines) + "\n").encode()
+    whole, [one] = run(data)
+    split, reports = run(data, chunks=chunks)
+    assert split == whole
+    assert [r for rep in reports for r in rep.invalid_rows] == one.invalid_rows
+    assert sum(r.rows_out for r in reports) == one.rows_out
+
+
+def test_an_unclosed_quote_stops_the_job_naming_the_line():
+    data = b'nhs_number,name,date_of_birth,postcode,practice,note\n9434765919,"A,1970-01-01,LS2 9JT,B82002,x\n'
+    with pytest.raises(ExtractError, match="Line 2: a quoted field is never closed"):
+        run(data)
+
+
+def test_one_enormous_record_stops_the_job():
+    data = (
+        b"nhs_number,name,date_of_birth,postcode,practice,note\n"
+        + b'1,"'
+        + b"x" * (2 * 1024 * 1024)
+    )
+    with pytest.raises(ExtractError, match="longer than 1024 KiB"):
+        run(data)
+
+
+def test_a_file_with_only_a_header_gives_a_header():
+    text, [report] = run(b"nhs_number,name,date_of_birth,postcode,practice,note\r\n")
+    assert rows(text) == [
+        ["pseudonym", "date_of_birth_age_band_5", "postcode_district", "practice", "note"]
+    ]
+    assert report.rows_in == 0
+
+
+def test_read_header_names_the_problem():
+    assert read_header(b"\xef\xbb\xbfa,b,c\r\n") == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="twice: a"):
+        read_header(b"a,b,a\n")
+    with pytest.raises(ValueError, match="Column 2 of the header has no name"):
+        read_header(b"a,,c\n")
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"practice": "p"}, "must name the nhs_number column"),
+        (
+            {"nhs_number": "n", "practice": "p", "generalise": [{"column": "d", "rule": "decade"}]},
+            "Unknown rule 'decade'",
+        ),
+        ({"nhs_number": "n", "practice": "p", "colour": "red"}, "Unknown mapping key: colour"),
+    ],
+)
+def test_a_bad_mapping_is_named(mapping, message):
+    with pytest.raises(ValueError, match=message):
+        Mapping.from_json(mapping)
+
+
+def test_a_mapping_naming_a_missing_column_is_refused_naming_it():
+    with pytest.raises(ValueError, match="column 'dob'"):
+        Mapping.from_json(
+            {
+                "nhs_number": "nhs_number",
+                "practice": "practice",
+                "generalise": [{"column": "dob", "rule": "year"}],
+            }
+        ).check_columns(HEADER)
