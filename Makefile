@@ -30,6 +30,7 @@ bench: $(STAMP)
 	PHM_DEMO=1 $(BIN)/python bench/consent_import.py
 	PHM_DEMO=1 $(BIN)/python bench/consent_register.py
 	PHM_DEMO=1 $(BIN)/python bench/notices_http.py
+	PHM_DEMO=1 $(BIN)/python bench/pseudonymise.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
