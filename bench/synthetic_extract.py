@@ -53,7 +53,7 @@ WEIGHTS = np.array([10, 9, 8, 7, 6, 5, 4, 3, 2])
 
 def nhs_numbers(rng: np.random.Generator, n: int) -> np.ndarray:
     """Return n distinct valid NHS numbers in the 999 range."""
-    body = rng.choice(10**6, size=int(n * 1.3) + 10, replace=False)
+    body = rng.choice(10**6, size=min(10**6, int(n * 1.3) + 10), replace=False)
     digits = np.zeros((body.size, 9), dtype=np.int64)
     digits[:, 0:3] = 9
     for i in range(6):
