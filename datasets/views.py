@@ -102,6 +102,7 @@ def _dataset_upload(request: HttpRequest) -> HttpResponse:
                 and handler.upload is not None
                 and handler.upload.too_large
             ):
+                form.is_valid()  # errors can be added only to a validated form
                 form.add_error(
                     None, f"The file is larger than the limit of {handler.limit:,} bytes."
                 )

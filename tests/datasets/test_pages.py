@@ -1,0 +1,164 @@
+"""The datasets pages: upload, extract, job, cancel, download, re-identification."""
+
+import pytest
+
+from datasets import services
+from datasets.models import Dataset, Job
+from tests.datasets.conftest import HEADER, csv_file
+
+ROW = "9434765919,Ann,1960-03-01,CB1 2AB,A81001,XaZ89\n"
+FORM = {
+    "nhs_number": "nhs_number",
+    "practice": "practice",
+    "drop": "forename",
+    "date_of_birth": "date_of_birth",
+    "date_rule": "year",
+    "postcode": "postcode",
+}
+
+
+@pytest.fixture
+def exempt(programme):
+    programme.national_opt_out_applies = False
+    programme.national_opt_out_exemption = "Test exemption"
+    programme.save()
+    return programme
+
+
+def upload(client, flow, text=HEADER + ROW, **extra):
+    return client.post(
+        "/datasets/upload/", {"file": csv_file(text), "data_flow": flow.pk, **FORM, **extra}
+    )
+
+
+def test_the_source_uploads_through_the_page_and_sees_the_extract(client, alice, flow):
+    client.force_login(alice)
+    response = upload(client, flow)
+    assert response.status_code == 302
+    page = client.get(response["Location"]).content.decode()
+    assert "extract.csv is stored, encrypted." in page
+    assert "nhs_number, forename, date_of_birth, postcode, practice, event_code" in page
+
+
+def test_the_upload_page_names_a_missing_column(client, alice, flow):
+    client.force_login(alice)
+    page = upload(client, flow, postcode="post_code").content.decode()
+    assert "There is a problem" in page
+    assert "column &#x27;post_code&#x27;" in page
+    assert not Dataset.objects.exists()
+
+
+def test_the_upload_page_offers_only_the_persons_approved_flows(client, charlie, flow):
+    client.force_login(charlie)
+    page = client.get("/datasets/upload/").content.decode()
+    assert f'value="{flow.pk}"' not in page
+
+
+def test_an_outsider_cannot_upload_through_the_page(client, charlie, flow):
+    client.force_login(charlie)
+    response = upload(client, flow)
+    assert response.status_code == 200  # the form refuses the flow it does not offer
+    assert "Select a valid choice" in response.content.decode()
+    assert not Dataset.objects.exists()
+
+
+def test_a_file_over_the_limit_is_refused_on_the_page(client, alice, flow, settings):
+    settings.PHM_UPLOAD_MAX_BYTES = 50
+    client.force_login(alice)
+    response = upload(client, flow, text=HEADER + ROW * 3)
+    assert response.status_code == 413
+    assert "larger than the limit" in response.content.decode()
+
+
+@pytest.fixture
+def dataset(client, alice, flow, exempt):
+    client.force_login(alice)
+    upload(client, flow)
+    client.logout()
+    return Dataset.objects.get()
+
+
+def run(job):
+    for chunk_id in services.job_start(job_id=job.pk):
+        services.job_chunk_run(chunk_id=chunk_id)
+    return services.job_finish(job_id=job.pk)
+
+
+def test_a_csu_admin_starts_a_job_and_sees_its_progress_then_its_report(client, admin, dataset):
+    client.force_login(admin)
+    response = client.post(f"/datasets/{dataset.pk}/pseudonymise/")
+    job = Job.objects.get()
+    assert response["Location"] == f"/jobs/{job.pk}/"
+    page = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert '<progress id="job-progress" max="100" value="0">' in page
+    assert "The job is waiting for a worker" in page
+    assert "Refresh to see progress" in page
+    run(job)
+    page = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert "Rows out" in page and "Download the pseudonymised extract" in page
+
+
+def test_only_a_csu_admin_starts_a_job_from_the_page(client, alice, dataset):
+    client.force_login(alice)
+    assert client.post(f"/datasets/{dataset.pk}/pseudonymise/").status_code == 403
+    assert not Job.objects.exists()
+
+
+def test_an_outsider_sees_no_extract_or_job(client, admin, charlie, dataset):
+    job = services.dataset_pseudonymise(actor=admin, dataset=dataset)
+    client.force_login(charlie)
+    assert client.get(f"/datasets/{dataset.pk}/").status_code == 404
+    assert client.get(f"/jobs/{job.pk}/").status_code == 404
+    assert client.get(f"/jobs/{job.pk}/output.csv").status_code == 404
+
+
+def test_cancelling_asks_for_confirmation_first(client, admin, dataset):
+    job = services.dataset_pseudonymise(actor=admin, dataset=dataset)
+    client.force_login(admin)
+    page = client.get(f"/jobs/{job.pk}/cancel/").content.decode()
+    assert "Cancel this pseudonymisation job?" in page
+    assert Job.objects.get().status == "queued"
+    client.post(f"/jobs/{job.pk}/cancel/")
+    assert Job.objects.get().status == "cancelled"
+
+
+def test_a_party_cannot_cancel(client, admin, alice, dataset):
+    job = services.dataset_pseudonymise(actor=admin, dataset=dataset)
+    client.force_login(alice)
+    assert client.post(f"/jobs/{job.pk}/cancel/").status_code == 403
+    assert Job.objects.get().status == "queued"
+
+
+def test_the_destination_downloads_the_output_from_the_page(client, admin, csu_analyst, dataset):
+    job = run(services.dataset_pseudonymise(actor=admin, dataset=dataset))
+    client.force_login(csu_analyst)
+    response = client.get(f"/jobs/{job.pk}/output.csv")
+    body = b"".join(response.streaming_content).decode()
+    assert (
+        body.splitlines()[0]
+        == '"pseudonym","date_of_birth_year","postcode_district","practice","event_code"'
+    )
+    assert "9434765919" not in body
+
+
+def test_a_practice_manager_reidentifies_their_patient_on_the_page(
+    client, admin, alice, charlie, dataset, programme
+):
+    run(services.dataset_pseudonymise(actor=admin, dataset=dataset))
+    job = Job.objects.get()
+    pseudonym = (
+        b"".join(services.job_output(job=job)).decode().splitlines()[1].split(",")[0].strip('"')
+    )
+    client.force_login(alice)
+    page = client.post(
+        "/practices/A81001/reidentify/", {"programme": "testshire", "codes": pseudonym}
+    ).content.decode()
+    assert "9434765919" in page
+    client.force_login(charlie)
+    other = client.post(
+        "/practices/B82002/reidentify/", {"programme": "testshire", "codes": pseudonym}
+    ).content.decode()
+    assert (
+        "9434765919" not in other and "None of these codes is a patient of your practice" in other
+    )
+    assert client.get("/practices/A81001/reidentify/").status_code == 404
