@@ -92,7 +92,7 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
 @csrf_protect
 @require_http_methods(["GET", "POST"])
 def _dataset_upload(request: HttpRequest) -> HttpResponse:
-    form = UploadForm(request.POST or None, user=request.user)
+    form = UploadForm(request.POST if request.method == "POST" else None, user=request.user)
     if request.method == "POST":
         upload = request.FILES.get("file")
         handler = request.upload_handlers[0]
@@ -102,11 +102,10 @@ def _dataset_upload(request: HttpRequest) -> HttpResponse:
                 and handler.upload is not None
                 and handler.upload.too_large
             ):
-                form.is_valid()  # errors can be added only to a validated form
-                form.add_error(
-                    None, f"The file is larger than the limit of {handler.limit:,} bytes."
+                message = f"The file is larger than the limit of {handler.limit:,} bytes."
+                return render(
+                    request, "datasets/upload.html", {"form": form, "error": message}, status=413
                 )
-                return render(request, "datasets/upload.html", {"form": form}, status=413)
             if not isinstance(upload, EncryptedUpload):
                 form.add_error(None, "Choose the extract file (CSV) to upload.")
             elif form.is_valid():
