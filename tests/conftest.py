@@ -23,6 +23,35 @@ from tests.factories import (
 PASSWORD = "correct-horse-battery"
 
 
+def ensure_reference_data() -> None:
+    """Re-seed the tables data migrations fill, if a transactional test's flush emptied them.
+
+    Migrations seed them once per test database; tests that use live_server or worker
+    processes truncate every table when they finish.
+    """
+    import importlib
+
+    from django.apps import apps
+
+    from consent.models import OptOutCode
+    from governance.catalogue import LEGAL_BASES, legal_bases_sync
+    from governance.models import LegalBasis
+
+    if LegalBasis.objects.count() < len(LEGAL_BASES):
+        legal_bases_sync(LegalBasis)
+    if not OptOutCode.objects.exists():
+        importlib.import_module("consent.migrations.0002_opt_out_codes").seed(apps, None)
+
+
+@pytest.fixture(autouse=True)
+def _reference_data(request):
+    for name in ("transactional_db", "db"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name)
+            ensure_reference_data()
+            return
+
+
 @pytest.fixture(autouse=True)
 def _empty_cache():
     """Start every test with an empty cache: rate limits and cached pages do not leak."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import random
 
 import pytest
@@ -15,30 +14,6 @@ from phm_portal.lib.nhs_number import synthetic
 from tests.factories import DataFlowFactory
 
 TEST_NUMBER = "9434765919"  # the documented test number
-
-
-def ensure_opt_out_codes() -> None:
-    """Re-seed the codes table if a transactional test's flush emptied it.
-
-    The data migration seeds it once per test database; TransactionTestCase-style tests
-    (live_server, workers) truncate every table when they finish.
-    """
-    from django.apps import apps
-
-    from consent.models import OptOutCode
-
-    if not OptOutCode.objects.exists():
-        seed = importlib.import_module("consent.migrations.0002_opt_out_codes").seed
-        seed(apps, None)
-
-
-@pytest.fixture(autouse=True)
-def _opt_out_codes(request):
-    for name in ("transactional_db", "db"):
-        if name in request.fixturenames:
-            request.getfixturevalue(name)
-            ensure_opt_out_codes()
-            return
 
 
 @pytest.fixture

@@ -3,14 +3,8 @@ import datetime as dt
 import pytest
 
 from consent.models import Type1Event, Type1Request
-from tests.consent.conftest import ensure_opt_out_codes
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(autouse=True)
-def _codes(transactional_db):
-    ensure_opt_out_codes()
 
 
 def sign_in(page, username="alice"):
