@@ -54,21 +54,15 @@ def programme_key(*, programme: Programme) -> bytes:
     return _unwrap(bytes(record.wrapped_key))
 
 
-def _wrap(secret: bytes) -> bytes:
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+_PROGRAMME_KEY_PURPOSE = b"phm-portal programme key v1"
 
-    nonce = os.urandom(12)
-    return nonce + AESGCM(settings.KEY_ENCRYPTION_KEY).encrypt(
-        nonce, secret, b"phm-portal programme key v1"
-    )
+
+def _wrap(secret: bytes) -> bytes:
+    return envelope.wrap_secret(settings.KEY_ENCRYPTION_KEY, secret, _PROGRAMME_KEY_PURPOSE)
 
 
 def _unwrap(wrapped: bytes) -> bytes:
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    return AESGCM(settings.KEY_ENCRYPTION_KEY).decrypt(
-        wrapped[:12], wrapped[12:], b"phm-portal programme key v1"
-    )
+    return envelope.unwrap_secret(settings.KEY_ENCRYPTION_KEY, wrapped, _PROGRAMME_KEY_PURPOSE)
 
 
 # --- uploads -----------------------------------------------------------------------

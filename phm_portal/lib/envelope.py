@@ -40,22 +40,30 @@ class DataKey:
         return self.handle.primitive(streaming_aead.StreamingAead)
 
 
+def wrap_secret(kek: bytes, secret: bytes, purpose: bytes) -> bytes:
+    """Return a secret encrypted under the KEK (AES-256-GCM), bound to its purpose."""
+    nonce = os.urandom(12)
+    return nonce + AESGCM(kek).encrypt(nonce, secret, purpose)
+
+
+def unwrap_secret(kek: bytes, wrapped: bytes, purpose: bytes) -> bytes:
+    """Return a wrapped secret; DecryptionFailed if the KEK or the purpose is not its own."""
+    try:
+        return AESGCM(kek).decrypt(wrapped[:12], wrapped[12:], purpose)
+    except Exception as exc:  # cryptography raises InvalidTag
+        raise DecryptionFailed("The key cannot be unwrapped with this key-encryption key.") from exc
+
+
 def new_data_key(kek: bytes) -> DataKey:
     """Return a fresh data key and its form wrapped under the KEK."""
     handle = tink.new_keyset_handle(_TEMPLATE)
     serialized = tink.proto_keyset_format.serialize(handle, secret_key_access.TOKEN)
-    nonce = os.urandom(12)
-    return DataKey(handle, nonce + AESGCM(kek).encrypt(nonce, serialized, _WRAP_AD))
+    return DataKey(handle, wrap_secret(kek, serialized, _WRAP_AD))
 
 
 def unwrap(kek: bytes, wrapped: bytes) -> DataKey:
     """Return the data key from its wrapped form; DecryptionFailed if the KEK is not its own."""
-    try:
-        serialized = AESGCM(kek).decrypt(wrapped[:12], wrapped[12:], _WRAP_AD)
-    except Exception as exc:  # cryptography raises InvalidTag
-        raise DecryptionFailed(
-            "The data key cannot be unwrapped with this key-encryption key."
-        ) from exc
+    serialized = unwrap_secret(kek, wrapped, _WRAP_AD)
     handle = tink.proto_keyset_format.parse(serialized, secret_key_access.TOKEN)
     return DataKey(handle, wrapped)
 
