@@ -48,6 +48,12 @@ class Dataset(models.Model):
     bytes = models.BigIntegerField(help_text="Plaintext size.")
     file = models.CharField(max_length=300, help_text="Storage name of the encrypted file.")
     wrapped_key = models.BinaryField()
+    segments = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The encrypted segments: ciphertext offset and length, and where each "
+        "starts in the CSV (newlines before it, record boundary, quote parity).",
+    )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.STORED)
 
     class Meta:

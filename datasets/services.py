@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import csv
 import datetime as dt
 import io
@@ -115,6 +116,7 @@ def dataset_upload(
         bytes=upload.size,
         file=stored,
         wrapped_key=upload.wrapped_key,
+        segments=upload.segments,
     )
     try:
         with transaction.atomic():
@@ -131,13 +133,33 @@ def dataset_upload(
     return dataset
 
 
-def _open_dataset(dataset: Dataset) -> io.RawIOBase:
+def _open_dataset_at(dataset: Dataset, position: int) -> tuple[io.RawIOBase, dict]:
+    """Open the plaintext of an extract at the start of the segment holding `position`.
+
+    Return the stream and where it starts in the CSV (RangeReader's keyword arguments).
+    """
     if dataset.status == Dataset.Status.DESTROYED:
         raise NotAllowedNow("This extract was destroyed with its programme's data.")
     key = envelope.unwrap(settings.KEY_ENCRYPTION_KEY, bytes(dataset.wrapped_key))
-    return envelope.decrypting_reader(
-        key, default_storage.open(dataset.file, "rb"), dataset.associated_data
+    source = default_storage.open(dataset.file, "rb")
+    segments = dataset.segments
+    if not segments:  # one stream: read from the start
+        return envelope.decrypting_reader(key, source, dataset.associated_data), {}
+    first = max(0, bisect.bisect_right([s["start"] for s in segments], position) - 1)
+    start = segments[first]
+    reader = envelope.segmented_reader(
+        key,
+        source,
+        dataset.associated_data,
+        [(s["offset"], s["length"]) for s in segments],
+        first,
     )
+    return reader, {
+        "offset": start["start"],
+        "newlines": start["newlines"],
+        "quotes_odd": start["quotes_odd"],
+        "at_boundary": start["boundary"],
+    }
 
 
 # --- jobs ---------------------------------------------------------------------------
@@ -306,8 +328,7 @@ def _run_range(chunk: JobChunk, attempt: int, lease: dt.timedelta) -> tuple[dict
     job = chunk.job
     dataset = job.dataset
     flow = dataset.data_flow
-    key = programme_key(programme=flow.programme)
-    exclusions = _register_for(flow)
+    table = _number_table(job, flow)
     tmp = Path(settings.FILE_UPLOAD_TEMP_DIR)
     output_key = envelope.new_data_key(settings.KEY_ENCRYPTION_KEY)
     vault_key = envelope.new_data_key(settings.KEY_ENCRYPTION_KEY)
@@ -333,13 +354,14 @@ def _run_range(chunk: JobChunk, attempt: int, lease: dt.timedelta) -> tuple[dict
         if Job.objects.filter(pk=job.pk, cancel_requested=True).exists():
             raise pipeline.JobCancelled
 
+    plain, where = _open_dataset_at(dataset, chunk.start)
     try:
         with (
-            _open_dataset(dataset) as plain,
+            plain,
             open(out_path, "wb") as out_file,
             open(vault_path, "wb") as vault_file,
         ):
-            ranged = pipeline.RangeReader(plain, chunk.start, chunk.end)
+            ranged = pipeline.RangeReader(plain, chunk.start, chunk.end, **where)
             sink = envelope.encrypting_writer(output_key, out_file, chunk.associated_data)
             vault = envelope.encrypting_writer(vault_key, vault_file, chunk.vault_associated_data)
             report = pipeline.pseudonymise(
@@ -348,8 +370,9 @@ def _run_range(chunk: JobChunk, attempt: int, lease: dt.timedelta) -> tuple[dict
                 vault,
                 header=dataset.columns,
                 mapping=pipeline.Mapping.from_json(dataset.mapping),
-                key=key,
-                exclusions=exclusions,
+                key=table.key,
+                exclusions=table.exclusions,
+                table=table,
                 reference_date=job.reference_date,
                 progress=progress,
                 has_header=chunk.index == 0,
@@ -383,6 +406,24 @@ def _run_range(chunk: JobChunk, attempt: int, lease: dt.timedelta) -> tuple[dict
     )
 
 
+# This worker process's table of the distinct NHS numbers of the job it works on: the
+# chunks of a job that one process runs one after another hash each patient once.
+_tables: dict = {}
+
+
+def _number_table(job: Job, flow: DataFlow) -> pipeline.NumberTable:
+    if flow.status != DataFlow.Status.APPROVED:
+        raise NotAllowedNow(
+            f"The flow is {flow.get_status_display().lower()}: no data moves on it now."
+        )
+    table = _tables.get(job.pk)
+    if table is None:
+        _tables.clear()
+        table = pipeline.NumberTable(programme_key(programme=flow.programme), _register_for(flow))
+        _tables[job.pk] = table
+    return table
+
+
 def _replace_in_storage(name: str, path: Path) -> str:
     if default_storage.exists(name):
         default_storage.delete(name)
@@ -398,7 +439,7 @@ def _register_for(flow: DataFlow):
     """
     from consent.selectors import opt_out_register_for
 
-    return opt_out_register_for(data_flow=flow).reasons
+    return opt_out_register_for(data_flow=flow).reasons_by_number
 
 
 def _chunk_stop(chunk: JobChunk, attempt: int, status: str) -> None:

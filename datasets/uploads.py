@@ -18,6 +18,9 @@ from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from phm_portal.lib import envelope
 
 HEAD_BYTES = 64 * 1024
+# The extract is encrypted in segments of this much plaintext, each readable on its own, so
+# that a job's chunk starts decrypting near its own first byte.
+SEGMENT_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -34,6 +37,10 @@ class EncryptedUpload:
     too_large: bool = False
     field_name: str = "file"
     extra: dict = field(default_factory=dict)
+    # Per segment: ciphertext offset and length, and where its plaintext starts in the CSV:
+    # its byte offset, the newlines before it, whether it starts at a record boundary
+    # (after a newline outside quotes) and the quote parity, so a job's chunk can begin there.
+    segments: list[dict] = field(default_factory=list)
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -50,6 +57,7 @@ class EncryptingUploadHandler(FileUploadHandler):
 
     def __init__(self, request=None) -> None:
         super().__init__(request)
+        self.segment_bytes = SEGMENT_BYTES
         self.upload: EncryptedUpload | None = None
         self.limit = settings.PHM_UPLOAD_MAX_BYTES
         self._writer = None
@@ -79,10 +87,14 @@ class EncryptingUploadHandler(FileUploadHandler):
         )
         self.upload = EncryptedUpload(dataset_id, label, path, key.wrapped, field_name=field_name)
         self._file = open(path, "wb")  # noqa: SIM115 - closed in file_complete or on abort
-        self._writer = envelope.encrypting_writer(
-            key, self._file, dataset_associated_data(dataset_id)
+        self._writer = envelope.SegmentedWriter(
+            key, self._file, dataset_associated_data(dataset_id), self.segment_bytes
         )
         self._hash = hashlib.sha256()
+        self._newlines = 0
+        self._quotes = 0
+        self._last = b"\n"
+        self._starts: list[dict] = []
 
     def receive_data_chunk(self, raw_data, start):
         upload = self.upload
@@ -95,12 +107,38 @@ class EncryptingUploadHandler(FileUploadHandler):
         if len(upload.head) < HEAD_BYTES:
             upload.head += raw_data[: HEAD_BYTES - len(upload.head)]
         self._hash.update(raw_data)
+        self._note_segment_starts(upload.size - len(raw_data), raw_data)
         self._writer.write(raw_data)
         return None
 
+    def _note_segment_starts(self, offset: int, data: bytes) -> None:
+        """Count newlines and quote marks, noting their totals where each segment starts."""
+        view = memoryview(data)
+        while view:
+            if offset % self.segment_bytes == 0:
+                self._starts.append(
+                    {
+                        "start": offset,
+                        "newlines": self._newlines,
+                        "boundary": self._last == b"\n" and self._quotes % 2 == 0,
+                        "quotes_odd": self._quotes % 2 == 1,
+                    }
+                )
+            take = min(len(view), self.segment_bytes - offset % self.segment_bytes)
+            piece = bytes(view[:take])
+            self._newlines += piece.count(b"\n")
+            self._quotes += piece.count(b'"')
+            self._last = piece[-1:]
+            view = view[take:]
+            offset += take
+
     def file_complete(self, file_size):
-        self._close()
+        segments = self._close()
         self.upload.sha256 = self._hash.hexdigest()
+        self.upload.segments = [
+            {"offset": offset, "length": length, **start}
+            for (offset, length), start in zip(segments, self._starts, strict=True)
+        ]
         return self.upload
 
     def upload_interrupted(self):
@@ -108,10 +146,13 @@ class EncryptingUploadHandler(FileUploadHandler):
             self._close()
             self.upload.discard()
 
-    def _close(self) -> None:
+    def _close(self) -> list[tuple[int, int]]:
+        segments = []
         if self._writer is not None:
             self._writer.close()
+            segments = self._writer.segments
             self._writer = None
         if self._file is not None:
             self._file.close()
             self._file = None
+        return segments

@@ -136,3 +136,147 @@ def iter_plaintext(
         if not chunk:
             return
         yield chunk
+
+
+# --- segmented files: a reader may start at any segment -----------------------------
+def _segment_ad(associated_data: bytes, index: int) -> bytes:
+    return associated_data + b"/segment/" + str(index).encode()
+
+
+class _Counting(io.RawIOBase):
+    """Pass writes through to a file, counting the bytes, and never close it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.count = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        written = self._raw.write(b)
+        self.count += len(b) if written is None else written
+        return len(b)
+
+
+class SegmentedWriter(io.RawIOBase):
+    """Encrypt a stream as consecutive segments of `segment_bytes` of plaintext each.
+
+    Each segment is a Tink stream of its own, bound by its associated data to its file and
+    its place, so that a reader may start at any segment without decrypting the ones
+    before it (a job's chunks start in the middle of an extract). `segments` lists each
+    one's ciphertext offset and length; stored beside the wrapped key, it also lets a
+    reader notice a segment cut away or moved.
+    """
+
+    def __init__(
+        self, key: DataKey, destination: BinaryIO, associated_data: bytes, segment_bytes: int
+    ) -> None:
+        self._key = key
+        self._sink = _Counting(destination)
+        self._ad = associated_data
+        self.segment_bytes = segment_bytes
+        self.segments: list[tuple[int, int]] = []
+        self._stream = None
+        self._left = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        view = memoryview(b)
+        while view:
+            if self._stream is None:
+                self._open()
+            take = min(self._left, len(view))
+            self._stream.write(view[:take])
+            self._left -= take
+            view = view[take:]
+            if self._left == 0:
+                self._finish()
+        return len(b)
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._finish()
+        super().close()
+
+    def _open(self) -> None:
+        self._start = self._sink.count
+        self._stream = encrypting_writer(
+            self._key, self._sink, _segment_ad(self._ad, len(self.segments))
+        )
+        self._left = self.segment_bytes
+
+    def _finish(self) -> None:
+        self._stream.close()
+        self._stream = None
+        self.segments.append((self._start, self._sink.count - self._start))
+
+
+class _Bounded(io.RawIOBase):
+    """Read `length` bytes of a seekable file from `offset`, then report the end."""
+
+    def __init__(self, raw: BinaryIO, offset: int, length: int) -> None:
+        self._raw = raw
+        self._offset = offset
+        self._left = length
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        if self._left <= 0:
+            return 0
+        if self._offset is not None:
+            self._raw.seek(self._offset)
+            self._offset = None
+        data = self._raw.read(min(len(b), self._left))
+        self._left -= len(data)
+        b[: len(data)] = data
+        return len(data)
+
+
+class _SegmentedReader(io.RawIOBase):
+    def __init__(self, key, source, associated_data, segments, first) -> None:
+        self._key = key
+        self._source = source
+        self._ad = associated_data
+        self._segments = segments
+        self._next = first
+        self._current = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while True:
+            if self._current is None:
+                if self._next >= len(self._segments):
+                    return 0
+                offset, length = self._segments[self._next]
+                self._current = decrypting_reader(
+                    self._key,
+                    _Bounded(self._source, offset, length),
+                    _segment_ad(self._ad, self._next),
+                )
+                self._next += 1
+            n = self._current.readinto(b)
+            if n:
+                return n
+            self._current = None
+
+    def close(self) -> None:
+        self._source.close()
+        super().close()
+
+
+def segmented_reader(
+    key: DataKey,
+    source: BinaryIO,
+    associated_data: bytes,
+    segments: list[tuple[int, int]],
+    first: int = 0,
+) -> BinaryIO:
+    """Return the plaintext of a segmented file from segment `first` on (`source` seekable)."""
+    return io.BufferedReader(_SegmentedReader(key, source, associated_data, segments, first))

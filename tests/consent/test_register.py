@@ -199,3 +199,33 @@ def test_the_selector_raises_domain_errors_for_the_pseudonymisation_job(flow, nu
     flow.programme.refresh_from_db()
     with pytest.raises(InvalidInput):
         opt_out_register_check(data_flow=flow, nhs_numbers=["0000000000x"])
+
+
+def _by_number(flow, numbers):
+    import numpy as np
+
+    from consent.selectors import opt_out_register_for
+
+    register = opt_out_register_for(data_flow=flow)
+    return register.reasons_by_number(np.array(sorted(int(n) for n in numbers), dtype=np.int64))
+
+
+def test_a_job_asking_by_integer_gets_the_same_answers_under_type1_only(
+    flow, type1_only, record, numbers
+):
+    a, b = numbers(2)
+    record(a)
+    assert _by_number(flow, [a, b]) == {int(a): ["type1"]}
+
+
+def test_a_job_asking_by_integer_gets_the_same_answers_with_the_national_check(
+    flow, national_check, record, numbers
+):
+    a, b, c, d = numbers(4)
+    record(a)
+    national_check([a, b, c], [a, c])
+    assert _by_number(flow, [a, b, c, d]) == {
+        int(a): ["type1"],
+        int(b): ["national"],
+        int(d): ["national_unchecked"],
+    }

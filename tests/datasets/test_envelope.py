@@ -45,3 +45,41 @@ def test_another_key_encryption_key_cannot_unwrap():
     key, _ = encrypt(b"x")
     with pytest.raises(envelope.DecryptionFailed):
         envelope.unwrap(os.urandom(32), key.wrapped)
+
+
+def segmented(data: bytes, segment_bytes: int) -> tuple[envelope.DataKey, bytes, list]:
+    key = envelope.new_data_key(KEK)
+    out = io.BytesIO()
+    writer = envelope.SegmentedWriter(key, out, b"dataset:1", segment_bytes)
+    for i in range(0, len(data), 777):
+        writer.write(data[i : i + 777])
+    writer.close()
+    return key, out.getvalue(), writer.segments
+
+
+def test_a_segmented_file_reads_from_any_segment_without_the_ones_before():
+    data = os.urandom(10_000)
+    key, ciphertext, segments = segmented(data, 1000)
+    assert len(segments) == 10 and data[:64] not in ciphertext
+    for first in (0, 3, 9):
+        reader = envelope.segmented_reader(
+            key, io.BytesIO(ciphertext), b"dataset:1", segments, first
+        )
+        assert reader.read() == data[first * 1000 :]
+
+
+def test_segments_swapped_or_cut_away_fail():
+    key, ciphertext, segments = segmented(os.urandom(3000), 1000)
+    swapped = [segments[1], segments[0], segments[2]]
+    with pytest.raises(envelope.DecryptionFailed):
+        envelope.segmented_reader(key, io.BytesIO(ciphertext), b"dataset:1", swapped).read()
+    offset, length = segments[2]
+    cut = [*segments[:2], (offset, length - 20)]
+    with pytest.raises(envelope.DecryptionFailed):
+        envelope.segmented_reader(key, io.BytesIO(ciphertext), b"dataset:1", cut).read()
+    tampered = bytearray(ciphertext)
+    tampered[segments[1][0] + 50] ^= 1
+    with pytest.raises(envelope.DecryptionFailed):
+        envelope.segmented_reader(
+            key, io.BytesIO(bytes(tampered)), b"dataset:1", segments, 1
+        ).read()

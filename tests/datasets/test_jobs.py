@@ -110,6 +110,56 @@ def test_large_extracts_run_in_chunks_with_the_same_output(api, admin, dataset, 
     assert chunked.invalid_rows == whole.invalid_rows
 
 
+MESSY = (
+    "\ufeff"
+    + HEADER.replace("\n", "\r\n")
+    + "".join(
+        [
+            '9434765919,"Ann, ""the""\r\nsecond line",1960-03-01,CB1 2AB,A81001,XaZ89\r\n',
+            "4010232137,Bob,1971-07-15,LS2 9JT,B82002,C10..\r\n",
+            "\r\n",
+            "9434765918,Bad,1960-03-01,CB1 2AB,A81001,H33..\r\n",
+            "4010232137,Bob,1971-07-15,LS2 9JT,B82002\r\n",
+            '9434765919,"A\nn\nn",1960-03-01,CB1 2AB,A81001,"=1+2"\r\n',
+        ]
+        * 7
+    )
+    + "\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("segment_bytes", [5, 64, 500])
+def test_chunks_starting_in_any_segment_give_the_same_output_and_lines(
+    api, alice, admin, flow, no_national_check, settings, monkeypatch, segment_bytes
+):
+    """The extract is stored in segments readable on their own; a chunk starts decrypting
+    at the segment holding its first byte, with the line count and quote state of there."""
+    from datasets import uploads
+    from datasets.models import Dataset
+
+    def upload() -> Dataset:
+        response = api(alice).post(
+            "/api/v1/datasets/",
+            {"file": csv_file(MESSY), "data_flow": flow.pk, "mapping": MAPPING},
+            format="multipart",
+        )
+        assert response.status_code == 201, response.json()
+        return Dataset.objects.get(pk=response.json()["id"])
+
+    whole = run_job(services.dataset_pseudonymise(actor=admin, dataset=upload()))
+    monkeypatch.setattr(uploads, "SEGMENT_BYTES", segment_bytes)
+    segmented = upload()
+    assert len(segmented.segments) == -(-segmented.bytes // segment_bytes)
+    settings.PHM_JOB_CHUNK_BYTES = 97
+    chunked = run_job(services.dataset_pseudonymise(actor=admin, dataset=segmented))
+    assert chunked.status == Job.Status.SUCCEEDED, chunked.error
+    assert chunked.chunks.count() > 5
+    assert b"".join(services.job_output(job=chunked)) == b"".join(services.job_output(job=whole))
+    assert chunked.invalid_rows == whole.invalid_rows
+    assert [r["line"] for r in whole.invalid_rows][:2] == [6, 7]
+    assert (chunked.rows_in, chunked.rows_out) == (whole.rows_in, whole.rows_out) == (35, 21)
+
+
 def test_codes_are_stable_within_a_programme(api, admin, alice, flow, dataset):
     first = output_rows(run_job(services.dataset_pseudonymise(actor=admin, dataset=dataset)))
     text = HEADER + ROWS[0] + "\n"

@@ -49,7 +49,7 @@ def run(data: bytes, *, mapping=MAPPING, key=KEY, excluded=None, header=HEADER, 
                 mapping=mapping,
                 key=key,
                 exclusions=lambda numbers: {
-                    n: r for n, r in (excluded or {}).items() if n in numbers
+                    int(n): r for n, r in (excluded or {}).items() if int(n) in numbers
                 },
                 reference_date=dt.date(2026, 11, 22),
                 has_header=i == 0,
