@@ -300,8 +300,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
         "store_processed": False,
-        # The folder is polled: look often, so a job's steps follow each other quickly.
-        "polling_interval": 0.1,
+        # The folder is polled: look often, so a job's steps (start, chunks, finish) follow
+        # each other quickly; an idle worker spends about 1% of a core on it.
+        "polling_interval": 0.02,
     }
 # Progress and reports live in database rows. The result backend (the database) only
 # lets a chord know when every chunk of a job is done; other tasks keep no result.
