@@ -33,6 +33,7 @@ from destruction.models import (
     SigningCertificate,
 )
 from governance.models import Participation, Programme, User
+from notices import cache as notices_cache
 from phm_portal.audit import audit_log
 from phm_portal.errors import InvalidInput, NotAllowedNow
 from phm_portal.lib import signing
@@ -466,6 +467,8 @@ def _step_erase_keys(run: DestructionRun, renew: Callable[[], None]) -> dict:
         status=Programme.Status.DESTROYED, updated_at=now
     )
     DestructionRun.objects.filter(pk=run.pk, destroyed_at=None).update(destroyed_at=now)
+    # The public notice pages say from now on that the data was destroyed.
+    transaction.on_commit(lambda: notices_cache.forget(programme.slug))
     return {
         "data_keys_erased": [k["id"] for k in manifest["data_keys"]],
         "programme_keys_erased": [k["id"] for k in manifest["programme_keys"]],
