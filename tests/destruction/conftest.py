@@ -74,3 +74,34 @@ def data(job, ended):
 def run_all(run: DestructionRun) -> DestructionRun:
     """Do what the worker does."""
     return services.destruction_run_execute(run_id=run.pk)
+
+
+@pytest.fixture(autouse=True)
+def _own_signing_key(settings, tmp_path):
+    """Each test's portal has its own signing key, made on first need."""
+    settings.PHM_SIGNING_P12_FILE = tmp_path / "signing" / "portal-signing.p12"
+
+
+@pytest.fixture
+def outsider(db):
+    """A DPO of an organisation that takes no part in the programme."""
+    from tests.factories import OrganisationFactory, UserFactory
+
+    elsewhere = OrganisationFactory(ods_code="RX1", name="Elsewhere NHS Trust")
+    return UserFactory(username="outsider", role="dpo", organisations=[elsewhere])
+
+
+@pytest.fixture
+def processor_person(csu):
+    """A DPO bound to the CSU, the programme's processor."""
+    from tests.factories import UserFactory
+
+    return UserFactory(username="csu-dpo", role="dpo", organisations=[csu])
+
+
+@pytest.fixture
+def destroyed(data, admin):
+    """The programme after a whole destruction run."""
+    run = run_all(services.programme_destroy(actor=admin, programme=data))
+    assert run.status == DestructionRun.Status.SUCCEEDED, run.error
+    return run
