@@ -7,7 +7,9 @@ set). Only the certificate, never the key, is stored in the database.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import concurrent.futures
 import datetime as dt
 import hashlib
 import io
@@ -171,6 +173,16 @@ def _asn1(certificate: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
 
 
+def _run(coroutine):
+    """Run pyHanko's coroutine to its end, also from a thread that has an event loop running."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 # --- validation ----------------------------------------------------------------------
 @dataclass
 class SignatureCheck:
@@ -200,7 +212,7 @@ def check_pdf(data: bytes, trusted: list[x509.Certificate]) -> SignatureCheck:
     """Validate the PDF's embedded signature against the portal's certificates."""
     from pyhanko.pdf_utils.misc import PdfError
     from pyhanko.pdf_utils.reader import PdfFileReader
-    from pyhanko.sign.validation import validate_pdf_signature
+    from pyhanko.sign.validation import async_validate_pdf_signature
     from pyhanko.sign.validation.status import SignatureCoverageLevel
     from pyhanko_certvalidator import ValidationContext
 
@@ -229,7 +241,7 @@ def check_pdf(data: bytes, trusted: list[x509.Certificate]) -> SignatureCheck:
     level = pyhanko_log.level
     pyhanko_log.setLevel(logging.CRITICAL)
     try:
-        status = validate_pdf_signature(signature, context)
+        status = _run(async_validate_pdf_signature(signature, context))
     except Exception as exc:  # a damaged signature dictionary
         result.reasons.append(f"The signature cannot be checked: {exc}.")
         result.signed = False
