@@ -76,8 +76,8 @@ def test_a_worker_killed_mid_run_is_resumed_without_repeating_finished_steps(
     workers.start("w2", **FAST_TAKEOVER)
     wait_for(
         lambda: DestructionRun.objects.get(pk=run.pk).status not in ("queued", "running"),
-        timeout=120,
-        what=f"the run to finish\n{workers.log('w2')}",
+        timeout=180,
+        what=f"the run to finish\n{workers.log('w1')}\n{workers.log('w2')}",
     )
     run.refresh_from_db()
     assert run.status == "succeeded", run.error
