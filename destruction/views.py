@@ -106,13 +106,32 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "destruction/run.html",
         {
             "run": run,
-            "steps": run.steps.order_by("index"),
+            "steps": [(step, _evidence(step.evidence)) for step in run.steps.order_by("index")],
             "certificate": certificate,
             "active": run.status in run.ACTIVE,
             "may_resume": run.status == run.Status.FAILED and request.user.can("run_destruction"),
             "step_names": dict(DestructionStep.Name.choices),
         },
     )
+
+
+def _evidence(evidence: dict) -> list[tuple[str, str]]:
+    """Return a step's evidence as (what, value) lines a person can read."""
+    lines = []
+    for key, value in evidence.items():
+        label = key.replace("_", " ").capitalize()
+        if key == "checks":
+            text = "; ".join(
+                f"{c['check']} ({'passed' if c['passed'] else 'FAILED'})" for c in value
+            )
+        elif isinstance(value, list):
+            text = ", ".join(str(v) for v in value) or "none"
+        elif isinstance(value, dict):
+            text = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in value.items())
+        else:
+            text = str(value)
+        lines.append((label, text))
+    return lines
 
 
 @login_required
