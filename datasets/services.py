@@ -178,6 +178,12 @@ def dataset_pseudonymise(*, actor: User, dataset: Dataset) -> Job:
         )
     if dataset.status == Dataset.Status.DESTROYED:
         raise NotAllowedNow("This extract was destroyed with its programme's data.")
+    if flow.programme.status in (Programme.Status.ENDED, Programme.Status.DESTROYED):
+        # Destruction waits for running jobs; once a programme has ended none may start.
+        raise NotAllowedNow(
+            f"The programme has {flow.programme.get_status_display().lower()}: "
+            "no extract of it is pseudonymised any more."
+        )
     _register_for(flow)  # refuses now (409) if, say, the national opt-out check has expired
     chunk_bytes = max(1, settings.PHM_JOB_CHUNK_BYTES)
     parts = max(1, -(-dataset.bytes // chunk_bytes))

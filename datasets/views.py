@@ -148,7 +148,10 @@ def dataset_pseudonymise(request: HttpRequest, dataset_id) -> HttpResponse:
 @login_required
 def job_detail(request: HttpRequest, job_id) -> HttpResponse:
     job = perms.get_job_for_user(request.user, job_id)
-    can_download = job.status == job.Status.SUCCEEDED and _may_download(request.user, job)
+    destroyed = job.dataset.data_flow.programme.status == Programme.Status.DESTROYED
+    can_download = (
+        job.status == job.Status.SUCCEEDED and not destroyed and _may_download(request.user, job)
+    )
     return render(
         request,
         "datasets/job_detail.html",
@@ -158,6 +161,7 @@ def job_detail(request: HttpRequest, job_id) -> HttpResponse:
             "active": job.status in job.ACTIVE,
             "can_cancel": job.status in job.ACTIVE and request.user.can("run_pseudonymisation"),
             "can_download": can_download,
+            "destroyed": destroyed,
             "invalid_shown": job.invalid_rows[:100],
         },
     )

@@ -7,5 +7,9 @@ from governance import services
 
 @shared_task(acks_late=True)
 def programmes_mark_ended() -> list[str]:
-    """Mark live programmes past their end date as ended (periodic; idempotent)."""
-    return services.programmes_mark_ended()
+    """Mark live programmes past their end date as ended, and remind the CSU admins (periodic)."""
+    from destruction.services import destruction_reminders_send
+
+    ended = services.programmes_mark_ended()
+    destruction_reminders_send()
+    return ended

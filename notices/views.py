@@ -32,11 +32,26 @@ def _version_context(version: NoticeVersion) -> dict:
     previous = selectors.previous_public_version(version)
     return {
         "programme": programme,
+        "destroyed": _destroyed(programme),
         "version": version,
         "sections": rendered_sections(version),
         "previous": previous,
         "versions": list(selectors.public_versions(programme.slug)),
     }
+
+
+def _destroyed(programme) -> dict | None:
+    """Return when the programme's data was destroyed (the notice page says so), or None."""
+    if programme.status != programme.Status.DESTROYED:
+        return None
+    from destruction.views import programme_destroyed_note
+
+    return programme_destroyed_note(programme)
+
+
+def _state(programme) -> str:
+    """Return the part of a page key that changes when the programme's data is destroyed."""
+    return ":destroyed" if programme.status == programme.Status.DESTROYED else ""
 
 
 @require_GET
@@ -62,7 +77,10 @@ def current(request: HttpRequest, slug: str) -> HttpResponse:
 
     def from_db() -> tuple[int, str] | None:
         version = selectors.current_version(slug)
-        return (version.number, version.sha256) if version else None
+        if version is None:
+            return None
+        # The pointer's hash part keys the page: it changes when the data is destroyed.
+        return version.number, version.sha256 + _state(version.notice.programme)
 
     pointer = cache.current_pointer(slug, from_db)
     if pointer is None:
@@ -88,7 +106,7 @@ def _public_version_or_404(slug: str, number: int) -> NoticeVersion:
 def _version_key(kind: str, version: NoticeVersion) -> str:
     return (
         f"notices:{kind}:{version.notice.programme.slug}:v{version.number}:"
-        f"{version.sha256}:{version.status}"
+        f"{version.sha256}:{version.status}{_state(version.notice.programme)}"
     )
 
 

@@ -328,6 +328,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "governance.tasks.programmes_mark_ended",
         "schedule": env_int("PHM_PROGRAMME_CHECK_SECONDS", 3600),
     },
+    "destruction-runs-resume": {
+        "task": "destruction.tasks.destruction_runs_resume",
+        "schedule": env_int("PHM_PROGRAMME_CHECK_SECONDS", 3600),
+    },
     "national-opt-outs-purge-expired": {
         "task": "consent.tasks.national_opt_out_checks_purge_expired",
         "schedule": env_int("PHM_NATIONAL_OPT_OUT_PURGE_SECONDS", 3600),
@@ -340,6 +344,37 @@ PHM_JOB_CHUNK_BYTES = env_int("PHM_JOB_CHUNK_BYTES", 64 * 1024**2)
 PHM_JOB_LEASE_SECONDS = env_int("PHM_JOB_LEASE_SECONDS", 120)
 FILE_UPLOAD_TEMP_DIR = str(VAR_DIR / "tmp")
 (VAR_DIR / "tmp").mkdir(exist_ok=True)
+
+# --- Destruction -----------------------------------------------------------------
+# The portal's signing key and certificate (PKCS#12). `python manage.py signing_key init`
+# makes them; the embedded demo makes them on first need. The file's password is
+# PHM_SIGNING_P12_PASSWORD (or _FILE), or else one derived from PHM_KEY_ENCRYPTION_KEY.
+PHM_SIGNING_P12_FILE = Path(
+    env_str("PHM_SIGNING_P12_FILE") or VAR_DIR / "signing" / "portal-signing.p12"
+)
+PHM_SIGNING_P12_PASSWORD = env_secret("PHM_SIGNING_P12_PASSWORD")
+PHM_SIGNING_KEY_ON_FIRST_NEED = DEMO_MODE
+# A destruction step whose worker stops renewing its lease this long is taken over.
+PHM_DESTRUCTION_LEASE_SECONDS = env_int("PHM_DESTRUCTION_LEASE_SECONDS", 300)
+# CSU admins are reminded of an ended programme awaiting destruction this often.
+PHM_DESTRUCTION_REMINDER_DAYS = env_int("PHM_DESTRUCTION_REMINDER_DAYS", 7)
+# The largest PDF the verify page and API accept.
+PHM_CERTIFICATE_MAX_BYTES = env_int("PHM_CERTIFICATE_MAX_BYTES", 10 * 1024 * 1024)
+
+# --- Email (certificates to controllers' DPOs, reminders to CSU admins) -----------
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "phm-portal@localhost"
+EMAIL_HOST = env_str("EMAIL_HOST") or ""
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = env_int("EMAIL_PORT", 587)
+    EMAIL_HOST_USER = env_str("EMAIL_HOST_USER") or ""
+    EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD") or ""
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+elif DEMO_MODE:
+    # The demo sends nothing: each message is written as a file under var/mail/.
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+# Otherwise Django's default: SMTP on localhost port 25 (a local mail relay).
 
 # --- Logging ------------------------------------------------------------------
 LOGGING = {

@@ -9,6 +9,8 @@ from rest_framework.routers import DefaultRouter
 from consent import urls as consent_urls
 from datasets import api as datasets_api
 from datasets import views as datasets_views
+from destruction import api as destruction_api
+from destruction import views as destruction_views
 from governance import api as governance_api
 from governance import views as governance_views
 from notices import api as notices_api
@@ -56,6 +58,32 @@ api_v1 = [
         name="api-record-of-processing",
     ),
     *consent_urls.api_urls,
+    # --- destruction (issue 7) ---
+    path(
+        "programmes/<slug:slug>/destruction/",
+        destruction_api.ProgrammeDestruction.as_view(),
+        name="api-programme-destruction",
+    ),
+    path(
+        "destruction-runs/<int:pk>/",
+        destruction_api.DestructionRunDetail.as_view(),
+        name="api-destruction-run",
+    ),
+    path(
+        "certificates/verify/",
+        destruction_api.CertificateVerify.as_view(),
+        name="api-certificate-verify",
+    ),
+    path(
+        "certificates/<str:serial>/",
+        destruction_api.CertificateDetail.as_view(),
+        name="api-certificate",
+    ),
+    path(
+        "certificates/<str:serial>/pdf/",
+        destruction_api.CertificatePdf.as_view(),
+        name="api-certificate-pdf",
+    ),
     path("", include(router.urls)),
 ]
 
@@ -140,6 +168,22 @@ urlpatterns = [
     path("notice-versions/<int:pk>/", notices_views.manage, name="notice-manage"),
     path("notice-versions/<int:pk>/publish/", notices_views.publish, name="notice-publish"),
     path("notice-versions/<int:pk>/withdraw/", notices_views.withdraw, name="notice-withdraw"),
+    # --- destruction (issue 7) ---
+    path(
+        "programmes/<slug:slug>/destruction/",
+        destruction_views.programme_destruction,
+        name="destruction-programme",
+    ),
+    path(
+        "programmes/<slug:slug>/destruction/confirm/",
+        destruction_views.programme_destruction_confirm,
+        name="destruction-confirm",
+    ),
+    path("destruction-runs/<int:pk>/", destruction_views.run_detail, name="destruction-run"),
+    path(
+        "certificates/<str:serial>.pdf", destruction_views.certificate_pdf, name="certificate-pdf"
+    ),
+    path("verify/", destruction_views.verify, name="certificate-verify"),
     *consent_urls.page_urls,
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

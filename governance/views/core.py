@@ -82,8 +82,35 @@ def organisation_detail(request: HttpRequest, ods_code: str) -> HttpResponse:
             "flow_count": perms.data_flows_visible_to(request.user)
             .filter(Q(source=organisation) | Q(destination=organisation))
             .count(),
+            "certificates": _certificates(request.user, organisation),
         },
     )
+
+
+def _certificates(user: User, organisation: Organisation):
+    """The destruction certificates its people (and CSU admins) read on the organisation's page."""
+    from destruction.selectors import certificates_of_organisation
+
+    if user.can("run_destruction") or perms.is_member(user, organisation):
+        return list(certificates_of_organisation(organisation))
+    return []
+
+
+def _destruction(user: User, programme: Programme) -> dict:
+    from destruction import permissions as destruction_perms
+    from destruction.views import programme_destroyed_note
+
+    follows = destruction_perms.may_follow_runs(user, programme)
+    note = programme_destroyed_note(programme)
+    certificate = None
+    if note and note["serial"] and destruction_perms.may_read_certificates(user, programme):
+        certificate = {"serial": note["serial"]}
+    return {
+        "destroyed": note,
+        "certificate": certificate,
+        "may_run": user.can("run_destruction"),
+        "runs": list(programme.destruction_runs.order_by("-requested_at")) if follows else [],
+    }
 
 
 @login_required
@@ -126,6 +153,7 @@ def programme_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "flows": flows,
             "flow_map": flow_map,
             "visible_flow_ids": mine,
+            "destruction": _destruction(request.user, programme),
         },
     )
 

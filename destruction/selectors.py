@@ -1,0 +1,139 @@
+"""Reads of the destruction app: checking a certificate, what a programme's destruction was."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from django.db.models import QuerySet
+
+from destruction.models import Certificate, DestructionRun, SigningCertificate
+from governance.models import Organisation, Participation, Programme
+from phm_portal.lib import signing
+
+_SERIAL = re.compile(rb"PHM-DC-\d{4}-\d{6}")
+
+
+@dataclass
+class Verification:
+    """The answer to "is this certificate genuine and unmodified, and whose is it?"."""
+
+    valid: bool = False
+    genuine: bool = False
+    unmodified: bool = False
+    serial: str | None = None
+    programme: str | None = None
+    programme_name: str | None = None
+    run: int | None = None
+    signed_by: str | None = None
+    signed_at: dt.datetime | None = None
+    reasons: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "valid": self.valid,
+            "genuine": self.genuine,
+            "unmodified": self.unmodified,
+            "serial": self.serial,
+            "programme": self.programme,
+            "programme_name": self.programme_name,
+            "run": self.run,
+            "signed_by": self.signed_by,
+            "signed_at": self.signed_at.isoformat() if self.signed_at else None,
+            "reasons": self.reasons,
+        }
+
+
+def portal_certificates() -> list[x509.Certificate]:
+    """Return every certificate the portal has signed with (older keys still verify)."""
+    return [
+        x509.load_pem_x509_certificate(pem.encode())
+        for pem in SigningCertificate.objects.values_list("certificate_pem", flat=True)
+    ]
+
+
+def certificate_verify(*, data: bytes) -> Verification:
+    """Check a PDF: signed by this portal, unchanged, and a certificate the portal issued.
+
+    1. Validate the embedded signature (pyHanko) against the portal's certificates.
+    2. Find the certificate the portal issued with exactly these bytes; if there is none,
+       name the serial the document claims, for the person to follow up.
+    """
+    check = signing.check_pdf(data, portal_certificates())
+    result = Verification(
+        genuine=check.genuine,
+        unmodified=check.unmodified,
+        signed_by=check.signer_subject or None,
+        signed_at=check.signed_at,
+        reasons=list(check.reasons),
+    )
+    issued = Certificate.objects.select_related("programme").filter(
+        sha256=hashlib.sha256(data).hexdigest()
+    )
+    record = issued.first()
+    if record is None:
+        claimed = _SERIAL.search(data)
+        if claimed:
+            record = (
+                Certificate.objects.select_related("programme")
+                .filter(serial=claimed.group().decode())
+                .first()
+            )
+        if check.signed and check.genuine and check.unmodified:
+            result.reasons.append("This portal has no record of issuing this document.")
+        elif record is not None and not result.reasons:
+            result.reasons.append("The document differs from the certificate the portal issued.")
+    if record is not None:
+        result.serial = record.serial
+        result.programme = record.programme.slug
+        result.programme_name = record.programme.name
+        result.run = record.run_id
+    result.valid = bool(
+        check.genuine and check.unmodified and record is not None and record.sha256 == _sha(data)
+    )
+    return result
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def programme_destruction(programme: Programme) -> DestructionRun | None:
+    """Return the run that destroyed the programme's data (keys erased), if any."""
+    return (
+        programme.destruction_runs.filter(destroyed_at__isnull=False)
+        .order_by("destroyed_at")
+        .first()
+    )
+
+
+def certificates_of_organisation(organisation: Organisation) -> QuerySet[Certificate]:
+    """Return the certificates of programmes where the organisation is controller or processor."""
+    programmes = Participation.objects.filter(
+        organisation=organisation,
+        role__in=[*Participation.CONTROLLER_ROLES, *Participation.PROCESSOR_ROLES],
+    ).values("programme")
+    return Certificate.objects.filter(programme__in=programmes).select_related("programme")
+
+
+def destruction_preview(programme: Programme) -> dict:
+    """Return what a destruction of the programme would take now (counts, no hashing)."""
+    from datasets.models import Dataset, Job, JobChunk, ProgrammeKey
+
+    datasets = Dataset.objects.filter(data_flow__programme=programme)
+    chunks = JobChunk.objects.filter(job__dataset__data_flow__programme=programme)
+    return {
+        "extracts": datasets.exclude(status=Dataset.Status.DESTROYED).count(),
+        "extract_bytes": sum(
+            datasets.exclude(status=Dataset.Status.DESTROYED).values_list("bytes", flat=True)
+        ),
+        "outputs": chunks.exclude(output_file="").count(),
+        "vault_parts": chunks.exclude(vault_file="").count(),
+        "jobs_active": Job.objects.filter(
+            dataset__data_flow__programme=programme, status__in=Job.ACTIVE
+        ).count(),
+        "programme_key": ProgrammeKey.objects.filter(programme=programme).exists(),
+    }

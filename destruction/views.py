@@ -1,0 +1,169 @@
+"""Pages of the destruction app: a programme's destruction, a run's progress, certificates, /verify/."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from destruction import permissions as perms
+from destruction import selectors, services
+from destruction.api import pdf_response
+from destruction.models import Certificate, DestructionStep
+from governance.models import Programme
+from phm_portal.errors import DomainError
+from phm_portal.forms import add_service_error
+
+
+class DestroyForm(forms.Form):
+    early = forms.BooleanField(
+        required=False, label="Destroy the data before the programme's end date"
+    )
+    reason = forms.CharField(
+        required=False,
+        label="Why the data must be destroyed before the end",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
+    )
+    confirm = forms.BooleanField(
+        label="I understand that every extract, output and key of this programme will be "
+        "destroyed and cannot be recovered",
+        error_messages={"required": "Tick the box to confirm that the data is to be destroyed."},
+    )
+
+
+@login_required
+def programme_destruction(request: HttpRequest, slug: str) -> HttpResponse:
+    """The CSU admin's page: what there is to destroy, whether it may go now, the runs."""
+    programme = perms.get_programme_for_destruction(request.user, slug)
+    return render(
+        request,
+        "destruction/programme.html",
+        {
+            "programme": programme,
+            "preview": selectors.destruction_preview(programme),
+            "blocker": services.programme_destruction_blocker(programme=programme),
+            "early_possible": services.programme_destruction_blocker(
+                programme=programme, early=True
+            )
+            is None,
+            "runs": programme.destruction_runs.select_related("requested_by").order_by(
+                "-requested_at"
+            ),
+        },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def programme_destruction_confirm(request: HttpRequest, slug: str) -> HttpResponse:
+    """Ask for confirmation (GET), then start the destruction (POST)."""
+    programme = perms.get_programme_for_destruction(request.user, slug)
+    form = DestroyForm(request.POST if request.method == "POST" else None)
+    status = 200
+    ended = services.programme_destruction_blocker(programme=programme) is None
+    if request.method == "POST" and form.is_valid():
+        try:
+            run = services.programme_destroy(
+                actor=request.user,
+                programme=programme,
+                early=form.cleaned_data["early"],
+                reason=form.cleaned_data["reason"],
+            )
+        except DomainError as exc:
+            add_service_error(form, exc)
+            status = exc.status_code
+        else:
+            messages.success(
+                request, f"Destruction of {programme.name} has started (run {run.pk})."
+            )
+            return redirect("destruction-run", pk=run.pk)
+    elif request.method == "POST":
+        status = 400
+    return render(
+        request,
+        "destruction/confirm.html",
+        {
+            "programme": programme,
+            "form": form,
+            "ended": ended,
+            "preview": selectors.destruction_preview(programme),
+        },
+        status=status,
+    )
+
+
+@login_required
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = perms.get_run_for_user(request.user, pk)
+    certificate = Certificate.objects.filter(run=run).first()
+    return render(
+        request,
+        "destruction/run.html",
+        {
+            "run": run,
+            "steps": [(step, _evidence(step.evidence)) for step in run.steps.order_by("index")],
+            "certificate": certificate,
+            "active": run.status in run.ACTIVE,
+            "may_resume": run.status == run.Status.FAILED and request.user.can("run_destruction"),
+            "step_names": dict(DestructionStep.Name.choices),
+        },
+    )
+
+
+def _evidence(evidence: dict) -> list[tuple[str, str]]:
+    """Return a step's evidence as (what, value) lines a person can read."""
+    lines = []
+    for key, value in evidence.items():
+        label = key.replace("_", " ").capitalize()
+        if key == "checks":
+            text = "; ".join(
+                f"{c['check']} ({'passed' if c['passed'] else 'FAILED'})" for c in value
+            )
+        elif isinstance(value, list):
+            text = ", ".join(str(v) for v in value) or "none"
+        elif isinstance(value, dict):
+            text = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in value.items())
+        else:
+            text = str(value)
+        lines.append((label, text))
+    return lines
+
+
+@login_required
+def certificate_pdf(request: HttpRequest, serial: str) -> HttpResponse:
+    return pdf_response(perms.get_certificate_for_user(request.user, serial))
+
+
+@require_http_methods(["GET", "POST"])
+def verify(request: HttpRequest) -> HttpResponse:
+    """Anyone checks a certificate: genuine, unmodified, which programme and run."""
+    result = None
+    error = None
+    status = 200
+    if request.method == "POST":
+        upload = request.FILES.get("file")
+        if upload is None:
+            error = "Choose the certificate PDF to check."
+            status = 400
+        elif upload.size > settings.PHM_CERTIFICATE_MAX_BYTES:
+            error = f"The file is larger than the limit of {settings.PHM_CERTIFICATE_MAX_BYTES:,} bytes."
+            status = 413
+        else:
+            result = selectors.certificate_verify(data=upload.read())
+    return render(
+        request, "destruction/verify.html", {"result": result, "error": error}, status=status
+    )
+
+
+def programme_destroyed_note(programme: Programme) -> dict | None:
+    """Return when the programme's data was destroyed, for pages that mention it."""
+    run = selectors.programme_destruction(programme)
+    if run is None:
+        return None
+    certificate = Certificate.objects.filter(run=run).first()
+    return {"at": run.destroyed_at, "serial": certificate.serial if certificate else None}

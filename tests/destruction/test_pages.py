@@ -1,0 +1,152 @@
+"""The pages: the CSU admin's destruction page with its confirmation, a run, /verify/, and after."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from destruction import services
+from destruction.models import DestructionRun
+from tests.conftest import PASSWORD
+from tests.destruction.conftest import run_all
+from tests.destruction.test_certificate import flip_signed_byte
+from tests.notices.conftest import complete, draft  # noqa: F401 - fixtures
+from tests.notices.conftest import published as published  # noqa: F401 - a fixture
+
+
+def words(response) -> str:
+    text = re.sub(r"<[^>]+>", " ", response.content.decode())
+    return html.unescape(" ".join(text.split()))
+
+
+def signed_in(client, user):
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+def test_the_destruction_page_shows_what_will_go_and_asks_for_confirmation(client, admin, data):
+    page = signed_in(client, admin).get("/programmes/testshire/destruction/")
+    assert page.status_code == 200
+    text = words(page)
+    assert "Destruction of the programme's data" in text and "Extracts held 1" in text
+    assert "/programmes/testshire/destruction/confirm/" in page.content.decode()
+
+    confirm = client.get("/programmes/testshire/destruction/confirm/")
+    assert "This cannot be undone" in words(confirm)
+    refused = client.post("/programmes/testshire/destruction/confirm/", {})
+    assert refused.status_code == 400
+    assert "Tick the box to confirm that the data is to be destroyed." in words(refused)
+    assert not DestructionRun.objects.exists()
+
+    started = client.post("/programmes/testshire/destruction/confirm/", {"confirm": "on"})
+    run = DestructionRun.objects.get()
+    assert started.status_code == 302 and started["Location"] == f"/destruction-runs/{run.pk}/"
+    assert "Queued" in words(client.get(started["Location"]))
+
+
+def test_early_destruction_on_the_page_needs_a_reason(client, admin, ended, job):
+    signed_in(client, admin)
+    response = client.post(
+        "/programmes/testshire/destruction/confirm/", {"confirm": "on", "early": "on"}
+    )
+    assert response.status_code == 400
+    assert "Say why the data must be destroyed before the end." in words(response)
+    response = client.post("/programmes/testshire/destruction/confirm/", {"confirm": "on"})
+    assert response.status_code == 409 and "has not ended" in words(response)
+    response = client.post(
+        "/programmes/testshire/destruction/confirm/",
+        {"confirm": "on", "early": "on", "reason": "The partnership was dissolved."},
+    )
+    assert response.status_code == 302
+
+
+def test_the_run_page_shows_steps_evidence_and_the_certificate_download(client, admin, destroyed):
+    page = signed_in(client, admin).get(f"/destruction-runs/{destroyed.pk}/")
+    text = words(page)
+    assert f"Run {destroyed.pk}: Succeeded" in text
+    assert "Erase the keys (cryptographic erase) Done" in text
+    assert destroyed.manifest_sha256 in text
+    serial = destroyed.certificate.serial
+    assert f"/certificates/{serial}.pdf" in page.content.decode()
+    pdf = client.get(f"/certificates/{serial}.pdf")
+    assert pdf.status_code == 200 and pdf.content == bytes(destroyed.certificate.pdf)
+
+
+def test_other_roles_and_outsiders_are_refused_the_pages(client, data, dpo_a, outsider, destroyed):
+    signed_in(client, dpo_a)
+    assert client.get("/programmes/testshire/destruction/").status_code == 403
+    assert (
+        client.post("/programmes/testshire/destruction/confirm/", {"confirm": "on"}).status_code
+        == 403
+    )
+    assert client.get(f"/destruction-runs/{destroyed.pk}/").status_code == 200  # a controller
+    client.logout()
+    signed_in(client, outsider)
+    assert client.get("/programmes/testshire/destruction/").status_code == 404
+    assert client.get(f"/destruction-runs/{destroyed.pk}/").status_code == 404
+    assert client.get(f"/certificates/{destroyed.certificate.serial}.pdf").status_code == 404
+
+
+def test_the_controllers_page_lists_the_certificate(client, dpo_a, destroyed):
+    page = signed_in(client, dpo_a).get("/organisations/A81001/")
+    assert "Data destruction certificates" in words(page)
+    assert f"/certificates/{destroyed.certificate.serial}.pdf" in page.content.decode()
+    programme_page = words(client.get("/programmes/testshire/"))
+    assert "The programme's data and keys were destroyed on" in programme_page
+
+
+def test_the_public_verify_page_says_genuine_unmodified_and_whose(client, destroyed):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    pdf = bytes(destroyed.certificate.pdf)
+    page = client.post("/verify/", {"file": SimpleUploadedFile("c.pdf", pdf, "application/pdf")})
+    text = words(page)
+    assert page.status_code == 200 and "This certificate is valid" in text
+    assert "Genuine Yes: signed with this portal's key" in text
+    assert destroyed.certificate.serial in text and "Testshire PHM" in text
+    page = client.post(
+        "/verify/", {"file": SimpleUploadedFile("c.pdf", flip_signed_byte(pdf), "application/pdf")}
+    )
+    text = words(page)
+    assert "This certificate is not valid" in text and "Unmodified No" in text
+    missing = client.post("/verify/", {})
+    assert missing.status_code == 400 and "Choose the certificate PDF to check." in words(missing)
+
+
+def test_after_destruction_the_pages_say_so_instead_of_failing(client, admin, alice, destroyed):
+    job_id = destroyed.manifest["jobs"][0]
+    signed_in(client, admin)
+    response = client.get(f"/jobs/{job_id}/output.csv", follow=True)
+    assert response.status_code == 200
+    assert "The programme's data was destroyed: its outputs can no longer be read." in words(
+        response
+    )
+    job_page = words(client.get(f"/jobs/{job_id}/"))
+    assert "The programme's data was destroyed" in job_page
+    assert "Download the pseudonymised extract" not in job_page
+    client.logout()
+    signed_in(client, alice)
+    response = client.post(
+        "/practices/A81001/reidentify/", {"programme": "testshire", "codes": "abc"}
+    )
+    assert response.status_code == 200
+    assert "its codes can no longer be re-identified" in words(response)
+
+
+def test_the_notice_page_stays_up_and_says_when_the_data_was_destroyed(
+    client,
+    published,
+    data,
+    admin,
+    django_capture_on_commit_callbacks,  # noqa: F811
+):
+    assert "was destroyed on" not in words(client.get("/notices/testshire/"))  # now cached
+    with django_capture_on_commit_callbacks(execute=True):
+        run = run_all(services.programme_destroy(actor=admin, programme=data))
+    page = client.get("/notices/testshire/")
+    assert page.status_code == 200
+    text = words(page)
+    assert "all the data held for it, with its keys, was destroyed on" in text
+    assert run.certificate.serial in text
+    version = client.get(f"/notices/testshire/v{published.number}/")
+    assert "was destroyed on" in words(version)
