@@ -10,6 +10,7 @@ with a valid code (`check_second_factor`).
 from __future__ import annotations
 
 from axes.backends import AxesStandaloneBackend
+from axes.exceptions import AxesBackendPermissionDenied
 from axes.signals import user_locked_out
 from django.conf import settings
 from django.contrib.auth.signals import user_login_failed
@@ -35,7 +36,12 @@ class LockoutBackend(AxesStandaloneBackend):
     def authenticate(self, request, username=None, password=None, **kwargs):
         if request is None:
             return None
-        return super().authenticate(request, username=username, password=password, **kwargs)
+        try:
+            return super().authenticate(request, username=username, password=password, **kwargs)
+        except AxesBackendPermissionDenied:
+            # Refused without looking at the password: audited as such, not as a new lockout.
+            request.phm_refused_while_locked = True
+            raise
 
 
 def lockout_minutes() -> int:
@@ -80,15 +86,18 @@ def _client_details(request: HttpRequest | None) -> dict:
 @receiver(user_login_failed, dispatch_uid="phm_audit_sign_in_failed")
 def audit_sign_in_failed(sender, credentials: dict, request=None, **kwargs) -> None:
     username = str(credentials.get("username") or "")[:150]
+    refused = bool(getattr(request, "phm_refused_while_locked", False))
     audit_log(
         actor=username or "anonymous",
-        action="auth.sign_in_failed",
+        action="auth.sign_in_refused_locked" if refused else "auth.sign_in_failed",
         details={"username": username, **_client_details(request)},
     )
 
 
 @receiver(user_locked_out, dispatch_uid="phm_audit_locked_out")
 def audit_locked_out(sender, request=None, username=None, ip_address=None, **kwargs) -> None:
+    if getattr(request, "phm_refused_while_locked", False):
+        return  # django-axes says so again for every attempt while locked: audited above
     name = str(username or "")[:150]
     audit_log(
         actor=name or "anonymous",
