@@ -316,3 +316,16 @@ def test_a_session_expires_after_inactivity_and_each_request_renews_it(client, a
 @pytest.fixture
 def bob_pm(practice_a):
     return UserFactory(username="bob2", role="practice_manager", organisations=[practice_a])
+
+
+@override_settings(PHM_REQUIRE_2FA=True)
+def test_a_lost_second_factor_is_reset_by_command_and_set_up_again(client, admin):
+    from django.core.management import call_command
+
+    enrol(admin)
+    call_command("reset_second_factor", "csu-admin")
+    assert not TOTPDevice.objects.filter(user=admin).exists()
+    assert not StaticDevice.objects.filter(user=admin).exists()
+    assert actions("auth.second_factor_reset") == [("auth.second_factor_reset", "system")]
+    sign_in(client, "csu-admin")
+    assert client.get("/programmes/")["Location"].startswith("/accounts/two-factor/?")
