@@ -94,7 +94,7 @@ class SecondFactorMiddleware:
         user = getattr(request, "user", None)
         if not needs_second_factor(user) or user.is_verified():
             return None
-        if path.startswith("/api/"):
+        if path.startswith("/api/v1/"):
             if request.META.get("HTTP_AUTHORIZATION"):
                 return None  # token authentication: tokens are only given with a code
             return JsonResponse(

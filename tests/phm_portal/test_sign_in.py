@@ -213,6 +213,8 @@ def test_a_signed_in_session_without_the_code_cannot_use_the_api(client, admin):
     response = client.get("/api/v1/me/")
     assert response.status_code == 403
     assert "Two-factor authentication is required" in response.json()["detail"]
+    # The API's documentation is a page: it asks for the code like the others.
+    assert client.get("/api/docs/")["Location"].startswith("/accounts/two-factor/verify/")
 
 
 @override_settings(PHM_REQUIRE_2FA=True)
