@@ -8,6 +8,7 @@ import time
 import pytest
 from django.db import connections
 from django.test import Client
+from kombu import pools as kombu_pools
 
 from datasets.models import Dataset, Job
 from phm_portal.celery import app
@@ -74,10 +75,13 @@ def broker_at(private_redis, monkeypatch):
 
 
 def drop_broker_connections() -> None:
-    """Forget the app's pooled broker connections, so the next send uses broker_url anew."""
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
+    """Forget every pooled broker connection, so the next send connects to the broker anew.
+
+    kombu keeps its pools in process-wide groups keyed by connection: clear those too, or
+    a later test would be handed a pool closed here.
+    """
+    kombu_pools.reset()
+    app._pool = None
     amqp = app.__dict__.get("amqp")
     if amqp is not None:
         amqp._producer_pool = None
