@@ -128,6 +128,12 @@ class DatasetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 class JobSerializer(serializers.ModelSerializer):
     dataset = serializers.UUIDField(source="dataset_id", read_only=True)
     progress = serializers.SerializerMethodField()
+    waiting_for_queue = serializers.BooleanField(
+        read_only=True,
+        help_text="Queued, but the task queue could not be reached yet: the job is kept and "
+        "starts by itself once the queue is back.",
+    )
+    note = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
@@ -135,6 +141,8 @@ class JobSerializer(serializers.ModelSerializer):
             "id",
             "dataset",
             "status",
+            "waiting_for_queue",
+            "note",
             "progress",
             "rows_in",
             "rows_out",
@@ -148,6 +156,10 @@ class JobSerializer(serializers.ModelSerializer):
 
     def get_progress(self, job: Job) -> float:
         return selectors.job_progress(job)
+
+    def get_note(self, job: Job) -> str:
+        """What the job is waiting for, in words (empty when nothing to say)."""
+        return Job.WAITING_FOR_QUEUE if job.waiting_for_queue else ""
 
 
 class JobViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):

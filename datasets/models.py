@@ -105,6 +105,17 @@ class Job(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    start_sent_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the task queue last accepted the job's start message; empty while "
+        "the queue could not be reached (the job waits, and is sent again).",
+    )
+
+    WAITING_FOR_QUEUE = (
+        "Waiting for the task queue: it could not be reached when the job was queued. "
+        "The job is kept and starts by itself once the queue is back."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -125,6 +136,11 @@ class Job(models.Model):
 
     def __str__(self) -> str:
         return f"job {self.id} ({self.status})"
+
+    @property
+    def waiting_for_queue(self) -> bool:
+        """Queued, but its start message never reached the task queue (yet)."""
+        return self.status == self.Status.QUEUED and self.start_sent_at is None
 
 
 class JobChunk(models.Model):

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from datasets import pipeline
@@ -213,10 +213,55 @@ def dataset_pseudonymise(*, actor: User, dataset: Dataset) -> Job:
     return job
 
 
-def _send_start(job_id) -> None:
+def _send_start(job_id) -> bool:
+    """Hand the job's start message to the task queue; return whether it took it.
+
+    When the broker cannot be reached the job stays queued, shown as waiting for the task
+    queue, and jobs_resend_queued sends it again later: the request that queued it does
+    not fail, and nothing is lost.
+    """
     from datasets.tasks import job_start
 
-    job_start.delay(str(job_id))
+    try:
+        job_start.delay(str(job_id))
+    except Exception as exc:  # kombu's OperationalError, socket errors: the broker is away
+        log.warning("The task queue did not take job %s (it waits): %s", job_id, exc)
+        return False
+    Job.objects.filter(pk=job_id).update(start_sent_at=timezone.now())
+    return True
+
+
+# A job never sent is left alone this long after it was queued: the request that queued
+# it may still be sending it.
+RESEND_GRACE = dt.timedelta(seconds=10)
+
+
+def jobs_resend_queued(*, limit: int = 500) -> int:
+    """Send again the start of queued jobs whose message never reached the task queue, or
+    was sent PHM_JOB_RESEND_AFTER_SECONDS ago and no worker claimed the job (the broker
+    may have lost it). Return how many were sent; stop at the first the queue refuses.
+
+    Safe to repeat: a worker claims a job with a conditional update, so a job started
+    twice runs once.
+    """
+    now = timezone.now()
+    due = (
+        Job.objects.filter(status=Job.Status.QUEUED, cancel_requested=False)
+        .filter(
+            Q(start_sent_at__isnull=True, created_at__lt=now - RESEND_GRACE)
+            | Q(start_sent_at__lt=now - dt.timedelta(seconds=settings.PHM_JOB_RESEND_AFTER_SECONDS))
+        )
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    sent = 0
+    for job_id in list(due):
+        if not _send_start(job_id):
+            break
+        sent += 1
+    if sent:
+        log.info("Sent the start of %d queued job(s) again.", sent)
+    return sent
 
 
 def job_cancel(*, actor: User, job: Job) -> Job:

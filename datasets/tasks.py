@@ -32,3 +32,9 @@ def job_chunk_run(self, chunk_id: int) -> int:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def job_finish(job_id: str) -> None:
     services.job_finish(job_id=job_id)
+
+
+@shared_task
+def jobs_resend_queued() -> int:
+    """Beat: send again the start of queued jobs whose message may have been lost."""
+    return services.jobs_resend_queued()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+
+from phm_portal.middleware import database_unavailable_response, is_database_unavailable
 
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
@@ -15,4 +19,8 @@ def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpR
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    # Called while the exception is handled: a database that cannot be reached outside a
+    # view (a middleware reading the session) is a 503 with a plain message too.
+    if is_database_unavailable(sys.exc_info()[1]):
+        return database_unavailable_response(request)
     return render(request, "500.html", status=500)

@@ -8,6 +8,7 @@ the filesystem Celery broker, DEBUG on and a secret generated once under var/.
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -109,6 +110,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "guardian",
     "django_celery_results",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "phm_portal",
     "governance",
     "consent",
@@ -118,14 +123,22 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a database that cannot be reached answers 503 with a plain page.
+    "phm_portal.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    # CSU admins and DPOs confirm a one-time code before anything else (PHM_REQUIRE_2FA).
+    "phm_portal.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "phm_portal.urls"
@@ -167,6 +180,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Users and sign-in ----------------------------------------------------------
 AUTH_USER_MODEL = "governance.User"
 AUTHENTICATION_BACKENDS = [
+    # First: refuses every sign-in of a locked-out account or client (django-axes).
+    "phm_portal.signin.LockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -193,6 +208,52 @@ SESSION_COOKIE_AGE = env_int("PHM_SESSION_SECONDS", 30 * 60)
 SESSION_SAVE_EVERY_REQUEST = True  # the age above counts from the last request: inactivity
 
 DEMO_PASSWORD = env_secret("DEMO_PASSWORD") or "phm-demo-2026"
+
+# Repeated failed sign-ins (pages and POST /api/v1/auth/token/) lock out for a while
+# (django-axes); failures and lockouts are audit events.
+AXES_FAILURE_LIMIT = env_int("PHM_LOGIN_FAILURE_LIMIT", 5)
+if AXES_FAILURE_LIMIT < 1:
+    raise ImproperlyConfigured("PHM_LOGIN_FAILURE_LIMIT must be at least 1.")
+_lockout_minutes = env_int("PHM_LOGIN_LOCKOUT_MINUTES", 15)
+if _lockout_minutes < 1:
+    raise ImproperlyConfigured("PHM_LOGIN_LOCKOUT_MINUTES must be at least 1.")
+AXES_COOLOFF_TIME = timedelta(minutes=_lockout_minutes)
+# What is locked: "username" (the account, from any client), "ip_address" (the client,
+# for any account) or "username+ip_address" (that account from that client); several
+# comma-separated lock on each.
+_LOCKOUT_KINDS = {
+    "username": "username",
+    "ip_address": "ip_address",
+    "username+ip_address": ["username", "ip_address"],
+}
+AXES_LOCKOUT_PARAMETERS = []
+for _kind in env_list("PHM_LOGIN_LOCKOUT_BY", ["username", "ip_address"]):
+    if _kind not in _LOCKOUT_KINDS:
+        raise ImproperlyConfigured(
+            f"PHM_LOGIN_LOCKOUT_BY must list username, ip_address or username+ip_address; "
+            f"got {_kind!r}"
+        )
+    AXES_LOCKOUT_PARAMETERS.append(_LOCKOUT_KINDS[_kind])
+if not AXES_LOCKOUT_PARAMETERS:
+    raise ImproperlyConfigured(
+        "PHM_LOGIN_LOCKOUT_BY must name at least one of username, ip_address."
+    )
+# Leaving out the client's address is the operator's choice (say, many staff behind one
+# address): django-axes's warning about it is then silenced, not a deployment failure.
+SILENCED_SYSTEM_CHECKS = (
+    []
+    if any("ip_address" in ([k] if isinstance(k, str) else k) for k in AXES_LOCKOUT_PARAMETERS)
+    else ["axes.W006"]
+)
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "phm_portal.signin.lockout_response"
+AXES_VERBOSE = False
+
+# Second factor (TOTP with recovery codes) for CSU admins and DPOs, on pages and for API
+# tokens alike. On everywhere except the embedded demo, whose users sign in without one.
+PHM_REQUIRE_2FA = env_bool("PHM_REQUIRE_2FA", not DEMO_MODE)
+PHM_2FA_ROLES = ("csu_admin", "dpo")
+OTP_TOTP_ISSUER = "PHM governance portal"
 
 # --- Cache (rate limits, cached public pages) ---------------------------------
 # Shared by every process of one machine (file-based) unless CACHE_URL names Redis,
@@ -238,6 +299,23 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = DEBUG
 
 # --- Security -----------------------------------------------------------------
+# Content Security Policy (django-csp), in the demo too: scripts and styles only from
+# the portal's own static files; no inline script, no inline style, no framing.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        # The NHS.UK stylesheet loads the Frutiger font from the NHS's own host.
+        "font-src": ["'self'", "https://assets.nhs.uk"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -251,6 +329,8 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = True
     if env_bool("PHM_BEHIND_TLS_PROXY", False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+        # The client's address is the last one the proxy adds (sign-in lockouts by address).
+        AXES_IPWARE_PROXY_COUNT = 1
 
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -336,12 +416,21 @@ CELERY_BEAT_SCHEDULE = {
         "task": "consent.tasks.national_opt_out_checks_purge_expired",
         "schedule": env_int("PHM_NATIONAL_OPT_OUT_PURGE_SECONDS", 3600),
     },
+    # Queued jobs whose start message never reached the broker (or may have been lost
+    # with it) are sent again; a job is claimed once, so a second message is harmless.
+    "jobs-resend-queued": {
+        "task": "datasets.tasks.jobs_resend_queued",
+        "schedule": env_int("PHM_JOB_RESEND_SECONDS", 60),
+    },
 }
 
 # --- Datasets ------------------------------------------------------------------
 PHM_UPLOAD_MAX_BYTES = env_int("PHM_UPLOAD_MAX_BYTES", 4 * 1024**3)
 PHM_JOB_CHUNK_BYTES = env_int("PHM_JOB_CHUNK_BYTES", 64 * 1024**2)
 PHM_JOB_LEASE_SECONDS = env_int("PHM_JOB_LEASE_SECONDS", 120)
+# A queued job whose start message was sent this long ago without a worker claiming it
+# is sent again (the broker may have lost it); one never sent is sent at the next look.
+PHM_JOB_RESEND_AFTER_SECONDS = env_int("PHM_JOB_RESEND_AFTER_SECONDS", 600)
 FILE_UPLOAD_TEMP_DIR = str(VAR_DIR / "tmp")
 (VAR_DIR / "tmp").mkdir(exist_ok=True)
 

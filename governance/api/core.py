@@ -15,6 +15,8 @@ from rest_framework.views import APIView
 from governance import permissions as perms
 from governance import services
 from governance.models import LegalBasis, Organisation, Participation, Programme, User
+from phm_portal import signin
+from phm_portal.audit import audit_log
 
 
 class IsReaderOrManager(permissions.BasePermission):
@@ -331,6 +333,13 @@ class MeView(APIView):
 class TokenRequestSerializer(serializers.Serializer):
     username = serializers.CharField()
     password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
+    otp = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=64,
+        help_text="A current one-time code from the authenticator app, or an unused recovery "
+        "code: required for CSU admins and DPOs when PHM_REQUIRE_2FA is on.",
+    )
 
 
 class ObtainToken(APIView):
@@ -342,18 +351,33 @@ class ObtainToken(APIView):
         responses=inline_serializer("Token", {"token": serializers.CharField()}),
     )
     def post(self, request):
-        """Exchange a username and password for an API token."""
+        """Exchange a username and password (and a one-time code, for CSU admins and DPOs
+        when PHM_REQUIRE_2FA is on) for an API token.
+
+        Repeated failures lock signing in for a while (429), as on the sign-in page.
+        """
         serializer = TokenRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        # The plain request: django-axes marks it when the account or client is locked out.
+        http_request = request._request
         user = authenticate(
-            request,
+            http_request,
             username=serializer.validated_data["username"],
             password=serializer.validated_data["password"],
         )
+        if getattr(http_request, "axes_locked_out", False):
+            return signin.lockout_response(http_request)
         if user is None or not user.is_active:
             return Response(
                 {"non_field_errors": ["Unable to sign in with that username and password."]},
                 status=status.HTTP_400_BAD_REQUEST,
             )
+        if signin.needs_second_factor(user):
+            device, reason = signin.check_second_factor(user, serializer.validated_data.get("otp"))
+            if device is None:
+                audit_log(
+                    actor=user, action="auth.second_factor_failed", obj=user, details={"via": "api"}
+                )
+                return Response({"otp": [reason]}, status=status.HTTP_400_BAD_REQUEST)
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})

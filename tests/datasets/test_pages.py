@@ -1,6 +1,11 @@
 """The datasets pages: upload, extract, job, cancel, download, re-identification."""
 
+import datetime as dt
+from unittest import mock
+
 import pytest
+from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from datasets import services
 from datasets.models import Dataset, Job
@@ -84,10 +89,18 @@ def run(job):
     return services.job_finish(job_id=job.pk)
 
 
-def test_a_csu_admin_starts_a_job_and_sees_its_progress_then_its_report(client, admin, dataset):
+def test_a_csu_admin_starts_a_job_and_sees_its_progress_then_its_report(
+    client, admin, dataset, django_capture_on_commit_callbacks
+):
     client.force_login(admin)
-    response = client.post(f"/datasets/{dataset.pk}/pseudonymise/")
+    # The start message goes to the task queue once the job is committed (kept here).
+    with (
+        mock.patch("datasets.tasks.job_start.delay") as send,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = client.post(f"/datasets/{dataset.pk}/pseudonymise/")
     job = Job.objects.get()
+    send.assert_called_once_with(str(job.pk))
     assert response["Location"] == f"/jobs/{job.pk}/"
     page = client.get(f"/jobs/{job.pk}/").content.decode()
     assert '<progress id="job-progress" max="100" value="0">' in page
@@ -96,6 +109,65 @@ def test_a_csu_admin_starts_a_job_and_sees_its_progress_then_its_report(client, 
     run(job)
     page = client.get(f"/jobs/{job.pk}/").content.decode()
     assert "Rows out" in page and "Download the pseudonymised extract" in page
+
+
+def test_with_the_task_queue_unreachable_the_job_waits_and_is_sent_again_later(
+    client, admin, dataset, django_capture_on_commit_callbacks
+):
+    """The broker refusing the start message fails neither the request nor the job."""
+    client.force_login(admin)
+    refused = OperationalError("Error 111 connecting to 127.0.0.1:6390. Connection refused.")
+    with (
+        mock.patch("datasets.tasks.job_start.delay", side_effect=refused),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        response = client.post(f"/datasets/{dataset.pk}/pseudonymise/")
+    assert response.status_code == 302
+    job = Job.objects.get()
+    assert job.status == Job.Status.QUEUED and job.start_sent_at is None
+    page = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert "Waiting for the task queue" in page and "Nothing has failed" in page
+    assert "The job failed" not in page
+    body = client.get(f"/api/v1/jobs/{job.pk}/").json()
+    assert body["status"] == "queued" and body["waiting_for_queue"] is True
+    assert body["note"].startswith("Waiting for the task queue")
+
+    # Too soon after queueing, the look-out leaves it (the request may still be sending).
+    with mock.patch("datasets.tasks.job_start.delay") as send:
+        assert services.jobs_resend_queued() == 0
+    Job.objects.filter(pk=job.pk).update(created_at=timezone.now() - dt.timedelta(minutes=1))
+    # Still unreachable: nothing is sent, the job still waits.
+    with mock.patch("datasets.tasks.job_start.delay", side_effect=refused):
+        assert services.jobs_resend_queued() == 0
+    # The queue is back: the periodic look-out sends it, once.
+    with mock.patch("datasets.tasks.job_start.delay") as send:
+        assert services.jobs_resend_queued() == 1
+        assert services.jobs_resend_queued() == 0
+    send.assert_called_once_with(str(job.pk))
+    job.refresh_from_db()
+    assert job.start_sent_at is not None and not job.waiting_for_queue
+    page = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert "The job is waiting for a worker" in page
+    run(job)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED
+
+
+def test_a_job_sent_long_ago_and_never_claimed_is_sent_again(admin, dataset, settings):
+    job = services.dataset_pseudonymise(actor=admin, dataset=dataset)
+    sent = timezone.now() - dt.timedelta(seconds=settings.PHM_JOB_RESEND_AFTER_SECONDS + 5)
+    Job.objects.filter(pk=job.pk).update(start_sent_at=sent)
+    other = services.dataset_pseudonymise(actor=admin, dataset=dataset)
+    assert other == job  # one active job per extract
+    with mock.patch("datasets.tasks.job_start.delay") as send:
+        assert services.jobs_resend_queued() == 1
+    send.assert_called_once_with(str(job.pk))
+    # A running, finished or cancelled job is never sent again.
+    run(job)
+    Job.objects.filter(pk=job.pk).update(start_sent_at=sent)
+    with mock.patch("datasets.tasks.job_start.delay") as send:
+        assert services.jobs_resend_queued() == 0
+    send.assert_not_called()
 
 
 def test_only_a_csu_admin_starts_a_job_from_the_page(client, alice, dataset):

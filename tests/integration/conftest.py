@@ -35,7 +35,11 @@ class Workers:
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen] = []
 
-    def start(self, name: str = "w1", **extra_env: str) -> subprocess.Popen:
+    def start(self, name: str = "w1", *, beat: bool = False, **extra_env: str) -> subprocess.Popen:
+        """Start a worker; with beat, it also runs the periodic tasks (celery's -B).
+
+        extra_env overrides the environment, e.g. CELERY_BROKER_URL for another broker.
+        """
         env = {
             **os.environ,
             "DATABASE_URL": test_database_url(),
@@ -48,6 +52,7 @@ class Workers:
                 sys.executable, "-m", "celery", "-A", "phm_portal", "worker",
                 "--pool=solo", "--loglevel=INFO", "-Q", self.queue, "-n", f"{name}-{self.queue}@%h",
                 "--without-gossip", "--without-mingle", "--without-heartbeat",
+                *(["-B", "-s", str(self.log_dir / f"{name}-beat-schedule")] if beat else []),
             ],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip

@@ -134,3 +134,45 @@ def test_the_demo_makes_its_data_keys_once_under_the_var_dir(tmp_path):
     for name, key in keys.items():
         assert len(base64.b64decode(key)) == 32
         assert (tmp_path / name).read_text() == key
+
+
+PROBE = """
+from django.conf import settings
+from django.test import Client
+print("2FA", settings.PHM_REQUIRE_2FA)
+# An API answer needs neither the database nor collected static files; the headers are
+# the same on every answer.
+response = Client().get("/api/v1/me/", secure=True, HTTP_HOST="portal.example.nhs.uk")
+print("STATUS", response.status_code)
+for name in ("Content-Security-Policy", "Strict-Transport-Security", "X-Content-Type-Options",
+             "X-Frame-Options", "Referrer-Policy"):
+    print(name, "=", response.get(name, ""))
+"""
+
+
+def test_production_answers_with_the_security_headers_and_requires_a_second_factor(tmp_path):
+    result = run_manage(tmp_path, PRODUCTION, "shell", "-c", PROBE)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "2FA True" in out  # on by default outside the embedded demo
+    assert "STATUS 401" in out  # not signed in
+    assert "Strict-Transport-Security = max-age=31536000; includeSubDomains; preload" in out
+    assert "X-Content-Type-Options = nosniff" in out
+    assert "X-Frame-Options = DENY" in out
+    assert "Referrer-Policy = same-origin" in out
+    csp = next(line for line in out.splitlines() if line.startswith("Content-Security-Policy"))
+    assert "script-src 'self';" in csp and "unsafe-inline" not in csp
+
+
+def test_production_can_turn_the_second_factor_off_and_names_a_bad_lockout_setting(tmp_path):
+    probe = "from django.conf import settings; print(settings.PHM_REQUIRE_2FA)"
+    result = run_manage(tmp_path, {**PRODUCTION, "PHM_REQUIRE_2FA": "0"}, "shell", "-c", probe)
+    assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
+    bad = run_manage(tmp_path, {**PRODUCTION, "PHM_LOGIN_LOCKOUT_BY": "cookie"}, "check")
+    assert bad.returncode != 0 and "PHM_LOGIN_LOCKOUT_BY must list" in bad.stderr
+
+
+def test_locking_by_account_only_still_passes_the_deployment_checks(tmp_path):
+    env = {**PRODUCTION, "PHM_LOGIN_LOCKOUT_BY": "username"}
+    result = run_manage(tmp_path, env, "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stderr + result.stdout
