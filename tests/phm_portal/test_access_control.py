@@ -91,7 +91,7 @@ def test_no_private_url_answers_a_stranger():
     stranger = Client()
     reached = []
     checked = 0
-    for route, name, pattern in all_routes():
+    for route, name, _ in all_routes():
         if name in PUBLIC:
             continue
         url = fill(route, url_values(world, "own", name or ""))

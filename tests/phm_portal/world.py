@@ -32,6 +32,8 @@ from tests.factories import (
     UserFactory,
 )
 
+# The acting people are signed in by force_authenticate: no slow Argon2 hashing needed.
+UNUSABLE = "!"
 BASES = ["UK-GDPR-6-1-e", "UK-GDPR-9-2-h"]
 EXTRACT = (
     "nhs_number,forename,date_of_birth,postcode,practice,event_code\n"
@@ -137,6 +139,7 @@ def _side(
     )
     check = consent_services.national_check_start(actor=admin, programme=programme)
     member = UserFactory(
+        password=UNUSABLE,
         username=f"colleague-{key.lower()}",
         role=User.Role.PRACTICE_MANAGER,
         organisations=[practice],
@@ -160,14 +163,28 @@ def build_world() -> World:
     csu = OrganisationFactory(ods_code="0AR", name="North of England Commissioning Support Unit")
     practice_a = PracticeFactory(ods_code="A81001", name="Practice A Surgery", postcode="TS1 1AA")
     practice_b = PracticeFactory(ods_code="B82002", name="Otherscape Surgery", postcode="LS2 9JT")
-    alice = UserFactory(username="alice", role=User.Role.PRACTICE_MANAGER, organisations=[practice_a])
-    charlie = UserFactory(
-        username="charlie", role=User.Role.PRACTICE_MANAGER, organisations=[practice_b]
+    alice = UserFactory(
+        password=UNUSABLE,
+        username="alice",
+        role=User.Role.PRACTICE_MANAGER,
+        organisations=[practice_a],
     )
-    dpo_a = UserFactory(username="dpo-a", role=User.Role.DPO, organisations=[practice_a])
-    dpo_b = UserFactory(username="dpo-b", role=User.Role.DPO, organisations=[practice_b])
-    admin = UserFactory(username="csu-admin", role=User.Role.CSU_ADMIN, organisations=[csu])
-    auditor = UserFactory(username="auditor", role=User.Role.AUDITOR)
+    charlie = UserFactory(
+        password=UNUSABLE,
+        username="charlie",
+        role=User.Role.PRACTICE_MANAGER,
+        organisations=[practice_b],
+    )
+    dpo_a = UserFactory(
+        password=UNUSABLE, username="dpo-a", role=User.Role.DPO, organisations=[practice_a]
+    )
+    dpo_b = UserFactory(
+        password=UNUSABLE, username="dpo-b", role=User.Role.DPO, organisations=[practice_b]
+    )
+    admin = UserFactory(
+        password=UNUSABLE, username="csu-admin", role=User.Role.CSU_ADMIN, organisations=[csu]
+    )
+    auditor = UserFactory(password=UNUSABLE, username="auditor", role=User.Role.AUDITOR)
     common = {"csu": csu, "admin": admin}
     a = _side(
         "A",
