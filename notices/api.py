@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.http import Http404
-
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
