@@ -298,7 +298,7 @@ class RecordOfProcessingView(APIView):
                 "per programme it controls: purposes, legal bases, categories of data subjects "
                 "and of data, recipients, overseas transfers and safeguards, retention, erasure, "
                 "security measures and the flows. As CSV: one row per activity.",
-            )
+            ),
         },
     )
     def get(self, request, ods_code: str):
