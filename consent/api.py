@@ -18,7 +18,6 @@ from consent.exports import type1_csv
 from consent.models import NationalOptOutCheck, Type1Event, Type1Request
 from governance.models import Programme
 from phm_portal.errors import InvalidInput
-from phm_portal.lib import upload_checks
 
 
 def too_large(upload) -> Response | None:
@@ -38,11 +37,8 @@ def read_upload(request, name: str, *, required: bool = True) -> tuple[bytes | N
         if required:
             raise InvalidInput("Attach the file.", field=name)
         return None, ""
-    head = upload.read(16)
-    upload.seek(0)
-    problem = "The file is empty." if not head else upload_checks.kind_problem(head)
-    if problem is not None:
-        raise InvalidInput(problem, field=name)
+    if upload.size == 0:
+        raise InvalidInput("The file is empty.", field=name)
     return upload.read(), upload.name or ""
 
 

@@ -146,3 +146,14 @@ def test_a_path_in_the_file_name_never_becomes_a_path_on_disk(api, endpoints, na
         str(Path(settings.MEDIA_ROOT) / "datasets" / f"{dataset.pk}.csv.enc")
     ]
     assert os.listdir(settings.FILE_UPLOAD_TEMP_DIR) == []
+
+
+def test_the_import_page_names_an_image_too(client, alice, practice_a):
+    client.force_login(alice)
+    response = client.post(
+        "/practices/A81001/opt-outs/import/",
+        {"file": _file("x.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")},
+    )
+    assert response.status_code == 400
+    assert "The file is a PNG image, not a CSV text file." in response.content.decode()
+    assert not Type1Event.objects.exists()
