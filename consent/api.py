@@ -37,6 +37,8 @@ def read_upload(request, name: str, *, required: bool = True) -> tuple[bytes | N
         if required:
             raise InvalidInput("Attach the file.", field=name)
         return None, ""
+    if upload.size == 0:
+        raise InvalidInput("The file is empty.", field=name)
     return upload.read(), upload.name or ""
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from phm_portal.errors import InvalidInput
+from phm_portal.lib import upload_checks
 from phm_portal.lib.nhs_number import InvalidNHSNumber, normalise
 
 
@@ -27,6 +28,9 @@ class LineError:
 
 def decode_text(data: bytes, *, field: str) -> str:
     """Return the file as text: UTF-8, with or without a byte order mark."""
+    problem = upload_checks.kind_problem(data[:16])
+    if problem is not None:
+        raise InvalidInput(problem, field=field)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

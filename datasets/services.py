@@ -25,7 +25,7 @@ from datasets.uploads import EncryptedUpload
 from governance.models import DataFlow, Organisation, Programme, User
 from phm_portal.audit import audit_log
 from phm_portal.errors import InvalidInput, NotAllowedNow
-from phm_portal.lib import envelope
+from phm_portal.lib import envelope, upload_checks
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,9 @@ def dataset_upload(
             )
         if upload.size == 0:
             raise InvalidInput("The file is empty.", field="file")
+        problem = upload_checks.kind_problem(upload.head)
+        if problem is not None:
+            raise InvalidInput(problem, field="file")
         try:
             header = pipeline.read_header(upload.head.split(b"\n", 1)[0] + b"\n")
         except UnicodeDecodeError:

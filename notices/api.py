@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
@@ -134,7 +135,11 @@ class NoticeVersionViewSet(
 
     def get_object(self):
         edit = self.request.method not in ("GET", "HEAD", "OPTIONS")
-        return perms.get_version_for_user(self.request.user, int(self.kwargs["pk"]), edit=edit)
+        try:
+            pk = int(self.kwargs["pk"])
+        except ValueError:
+            raise Http404("No such notice version.") from None
+        return perms.get_version_for_user(self.request.user, pk, edit=edit)
 
     def partial_update(self, request, *args, **kwargs):
         """Set the local wording of sections: {"sections": [{"key", "local_text"}]}."""

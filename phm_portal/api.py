@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime
+
 import django_filters
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, permissions, serializers
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -28,12 +31,32 @@ class AuditEventSerializer(serializers.ModelSerializer):
         fields = ["seq", "at", "actor", "action", "object", "object_repr", "details", "hash"]
 
 
+class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """An ISO 8601 date-time, compared in UTC.
+
+    Any offset the client gives is applied here: PostgreSQL refuses offsets beyond
+    ±15:59, which ISO 8601 allows, and must not turn them into a server error.
+    """
+
+    def __init__(self, *args, param: str, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.param = param
+
+    def filter(self, qs, value):
+        if value is not None:
+            try:
+                value = value.astimezone(datetime.UTC)
+            except OverflowError:
+                raise ValidationError({self.param: ["The date is out of range."]}) from None
+        return super().filter(qs, value)
+
+
 class AuditFilter(django_filters.FilterSet):
     action = django_filters.CharFilter()
     actor = django_filters.CharFilter()
     object = django_filters.CharFilter(method="filter_object", label="object (type:id)")
-    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lte")
+    since = UTCDateTimeFilter(field_name="at", lookup_expr="gte", param="since")
+    until = UTCDateTimeFilter(field_name="at", lookup_expr="lte", param="until")
 
     class Meta:
         model = AuditEvent

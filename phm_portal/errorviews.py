@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import sys
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from phm_portal.middleware import database_unavailable_response, is_database_unavailable
 
 
+def _is_api(request: HttpRequest) -> bool:
+    """The API answers in JSON even where no view ran (an unknown URL, a crash)."""
+    return request.path.startswith("/api/")
+
+
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse({"detail": str(exception or "") or "Forbidden."}, status=403)
     return render(request, "403.html", {"reason": str(exception or "")}, status=403)
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return JsonResponse({"detail": "Not found."}, status=404)
     return render(request, "404.html", status=404)
 
 
@@ -23,4 +32,6 @@ def server_error(request: HttpRequest) -> HttpResponse:
     # view (a middleware reading the session) is a 503 with a plain message too.
     if is_database_unavailable(sys.exc_info()[1]):
         return database_unavailable_response(request)
+    if _is_api(request):
+        return JsonResponse({"detail": "Server error."}, status=500)
     return render(request, "500.html", status=500)

@@ -38,3 +38,48 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
     return drf_exception_handler(exc, context)
+
+
+# --- the schema: the answers every operation may give besides its success -----------
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": 'An error: `{"detail": "..."}`, or each refused field named with its messages.',
+    "additionalProperties": True,
+}
+
+
+def _error(description: str, *, csv: bool = False) -> dict:
+    content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    if csv:  # an operation that answers CSV says its errors in CSV too when asked to
+        content["text/csv"] = {"schema": {"type": "string"}}
+    return {"description": description, "content": content}
+
+
+def add_error_responses(result: dict, generator, request, public) -> dict:
+    """drf-spectacular postprocessing hook: document the error answers of every operation.
+
+    401/403 (not signed in, or above the person's role), 404 (no such object, or not the
+    person's organisation; also a page past the end of a list), 400 for bad input; 409 for
+    writes refused in the object's present state; 413 and 415 for uploads.
+    """
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    for path_item in result.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            wanted = {
+                "400": "Invalid input; each problem is named.",
+                "401": "Not signed in.",
+                "403": "The person's role may not do this.",
+                "404": "No such object, or not one of the person's organisations.",
+            }
+            if method in ("post", "put", "patch", "delete"):
+                wanted["409"] = "Not allowed in the object's present state."
+                wanted["415"] = "The request body's media type is not accepted."
+                if "multipart/form-data" in operation.get("requestBody", {}).get("content", {}):
+                    wanted["413"] = "The uploaded file is larger than the limit."
+            csv = any("text/csv" in r.get("content", {}) for r in responses.values())
+            for code, description in wanted.items():
+                responses.setdefault(code, _error(description, csv=csv))
+    return result

@@ -46,11 +46,19 @@ class DataFlowSerializer(serializers.ModelSerializer):
     source_name = serializers.CharField(source="source.name", read_only=True)
     destination_name = serializers.CharField(source="destination.name", read_only=True)
     is_approved = serializers.BooleanField(read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    submitted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    suspended_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    closed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    submitted_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    decided_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    suspended_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    closed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = DataFlow
@@ -281,13 +289,16 @@ class RecordOfProcessingView(APIView):
             )
         ],
         responses={
-            200: OpenApiResponse(
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description="The record as CSV (`?format=csv`)."
+            ),
+            (200, "application/json"): OpenApiResponse(
                 OpenApiTypes.OBJECT,
                 description="controller, data_protection_officer, and one entry in activities "
                 "per programme it controls: purposes, legal bases, categories of data subjects "
                 "and of data, recipients, overseas transfers and safeguards, retention, erasure, "
                 "security measures and the flows. As CSV: one row per activity.",
-            )
+            ),
         },
     )
     def get(self, request, ods_code: str):

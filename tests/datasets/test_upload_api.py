@@ -104,7 +104,7 @@ def test_a_file_that_is_not_text_is_refused(api, alice, flow):
         format="multipart",
     )
     assert bad.status_code == 400
-    assert "UTF-8" in bad.json()["file"][0]
+    assert "PNG image" in bad.json()["file"][0]
 
 
 def _binary():

@@ -95,3 +95,12 @@ def test_audit_page_verifies_the_chain(client, auditor, three_events):
     page = client.get("/audit/?verify=1").content.decode()
     assert "The chain is intact" in page
     assert "three.done" in page
+
+
+def test_an_audit_filter_with_an_offset_postgresql_refuses_is_compared_in_utc(api, auditor):
+    # ISO 8601 allows +17:09; PostgreSQL does not (found by tests/test_api_fuzz.py).
+    response = api(auditor).get("/api/v1/audit/", {"until": "9426-06-25T03:26:03+17:09"})
+    assert response.status_code == 200
+    response = api(auditor).get("/api/v1/audit/", {"since": "0001-01-01T00:10:00+17:09"})
+    assert response.status_code == 400
+    assert response.json() == {"since": ["The date is out of range."]}

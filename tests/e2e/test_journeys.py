@@ -1,0 +1,237 @@
+"""The four journeys of the portal in a real browser, one test each.
+
+Each ends by saving a screenshot of its last page under var/screenshots/ (a CI
+artifact). The CSU admin's journey needs real Celery workers on PostgreSQL and Redis
+(the `workers` fixture of the integration tests), so it runs where those are set (CI)
+and is skipped otherwise; it is written as steps so that more (destruction, its
+certificate) can be appended.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from pypdf import PdfReader
+
+from consent.models import Type1Event
+from governance import services as gov
+from governance.models import DataFlow
+from notices.models import NoticeVersion
+from tests.e2e.test_notices import demo  # noqa: F401 - the demo regions, for the patient
+from tests.integration.conftest import wait_for, workers  # noqa: F401 - real Celery workers
+from tests.integration.test_pseudonymisation_workers import (  # noqa: F401 - files and keys
+    shared_storage,  # the workers see
+)
+from tests.notices.conftest import complete  # noqa: F401 - a programme a notice can describe
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "correct-horse-battery"
+
+
+def sign_in(page, username: str) -> None:
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/")
+    assert page.get_by_role("heading", level=1).inner_text() == f"Hello, {username}"
+
+
+def main_text(page) -> str:
+    return page.locator("main").inner_text()
+
+
+def save(page, request, suffix: str = "png") -> Path:
+    folder = Path(settings.VAR_DIR) / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{request.node.name}.{suffix}"
+
+
+# --- 1. a practice manager records and withdraws an opt-out -------------------------
+def test_a_practice_manager_records_and_withdraws_an_opt_out(page, screenshot, alice, programme):
+    sign_in(page, "alice")
+    asked = (dt.date.today() - dt.timedelta(days=2)).isoformat()
+
+    page.get_by_role("link", name="Record an opt-out or withdrawal").first.click()
+    page.get_by_label("NHS number").fill("401 023 2137")
+    page.get_by_label("Opt out (Type 1 dissent").check()
+    page.get_by_label("Phone").check()
+    page.get_by_label("Date the patient asked").fill(asked)
+    page.get_by_role("button", name="Record").click()
+    assert page.get_by_role("heading", level=1).inner_text().endswith("NHS number 401 023 2137")
+
+    page.goto("/practices/A81001/opt-outs/")
+    assert "401 023 2137" in main_text(page)
+
+    # The patient changes their mind the next day.
+    page.goto("/practices/A81001/opt-outs/record/")
+    page.get_by_label("NHS number").fill("4010232137")
+    page.get_by_label("Withdraw their opt-out").check()
+    page.get_by_label("Phone").check()
+    page.get_by_label("Date the patient asked").fill(
+        (dt.date.today() - dt.timedelta(days=1)).isoformat()
+    )
+    page.get_by_role("button", name="Record").click()
+    main = main_text(page)
+    assert "827261000000102" in main or "ithdr" in main
+    events = list(Type1Event.objects.order_by("recorded_on", "pk").values_list("event", flat=True))
+    assert events == ["dissent", "withdrawal"]
+
+    # The practice's list of current opt-outs no longer has the patient.
+    page.get_by_role("link", name="Type 1 opt-outs").first.click()
+    assert "401 023 2137" not in main_text(page)
+    assert screenshot().stat().st_size > 0
+
+
+# --- 2. a DPO edits, checks and publishes a notice ----------------------------------
+def test_a_dpo_edits_checks_and_publishes_a_notice(page, screenshot, complete, dpo_a):  # noqa: F811
+    sign_in(page, "dpo-a")
+    page.goto(f"/programmes/{complete.slug}/")
+    page.get_by_role("link", name="Privacy notice of this programme").click()
+    page.get_by_role("button", name="Generate a draft from the programme's data").click()
+    assert "Privacy notice, version 1" in page.get_by_role("heading", level=1).inner_text()
+
+    page.locator("textarea").first.fill("You can also ask at **reception**.")
+    page.get_by_role("button", name="Save local wording and preview").click()
+    main = main_text(page)
+    assert "You can also ask at reception." in main.replace("\n", " ")
+    assert "Flesch reading ease" in main
+    # The completeness check: nothing is missing, so it may be published.
+    assert "What the notice does not say yet" not in main
+
+    page.get_by_role("link", name="Publish version 1").click()
+    page.get_by_role("button", name="Yes, publish version 1").click()
+    assert "Published" in page.get_by_role("heading", level=1).inner_text()
+    version = NoticeVersion.objects.get()
+    assert (version.status, version.published_by.username) == ("published", "dpo-a")
+
+    page.goto(f"/notices/{complete.slug}/")
+    assert "You can also ask at reception." in main_text(page).replace("\n", " ")
+    assert screenshot().stat().st_size > 0
+
+
+# --- 3. a CSU admin approves a flow, uploads an extract, runs the job, downloads ----
+@pytest.fixture
+def submitted_flow(programme, practice_a, csu, admin):
+    programme.national_opt_out_applies = False
+    programme.national_opt_out_exemption = "Test exemption"
+    programme.save()
+    flow = gov.data_flow_create(
+        actor=admin,
+        programme=programme,
+        source=practice_a,
+        destination=csu,
+        data_categories=["gp"],
+        identifiability="identifiable",
+        legal_basis_codes=["UK-GDPR-6-1-e", "UK-GDPR-9-2-h"],
+        dpia_reference="DPIA-E2E-01",
+        dsa_reference="DSA-E2E-A81001-0AR",
+    )
+    return gov.data_flow_submit(actor=admin, flow=flow)
+
+
+EXTRACT = (
+    "nhs_number,forename,date_of_birth,postcode,practice,event_code\n"
+    "9434765919,Ann,1960-03-01,CB1 2AB,A81001,XaZ89\n"
+    "4010232137,Bob,1971-07-15,LS2 9JT,A81001,C10..\n"
+)
+
+
+@pytest.mark.integration
+def test_a_csu_admin_approves_uploads_pseudonymises_and_downloads(
+    page,
+    screenshot,
+    request,
+    tmp_path,
+    admin2,
+    submitted_flow,
+    shared_storage,  # noqa: F811
+    workers,  # noqa: F811
+):
+    workers.start()
+    sign_in(page, "csu-admin-2")
+
+    # Approve the flow from the queue, through the confirmation.
+    page.get_by_role("navigation", name="Menu").get_by_role("link", name="Data flows").click()
+    page.get_by_role("link", name=f"Data flow #{submitted_flow.pk}").click()
+    page.get_by_role("link", name="Approve this flow").click()
+    page.get_by_label("I have checked the DPIA and the data sharing agreement").check()
+    page.get_by_role("button", name="Approve data flow").click()
+    assert "The data flow was approved." in main_text(page)
+    assert DataFlow.objects.get(pk=submitted_flow.pk).status == "approved"
+
+    # Upload the extract on it.
+    extract = tmp_path / "extract.csv"
+    extract.write_text(EXTRACT)
+    page.goto("/datasets/upload/")
+    page.get_by_label("Approved data flow").select_option(str(submitted_flow.pk))
+    page.get_by_label("The extract (CSV, UTF-8, with a header line)").set_input_files(str(extract))
+    page.get_by_label("Direct identifier columns to drop").fill("forename")
+    page.get_by_role("button", name="Upload and encrypt").click()
+    assert "extract.csv" in page.get_by_role("heading", level=1).inner_text()
+
+    # Run pseudonymisation and watch the job until the worker has finished it.
+    page.get_by_role("button", name="Pseudonymise").click()
+    job_url = page.url
+
+    def finished():
+        page.goto(job_url)
+        return page.locator("#job-status").inner_text() in ("Succeeded", "Failed")
+
+    wait_for(finished, timeout=90, interval=1, what="the job to finish on the worker")
+    assert page.locator("#job-status").inner_text() == "Succeeded", main_text(page)
+
+    with page.expect_download() as info:
+        page.get_by_role("link", name="Download the pseudonymised extract (CSV)").click()
+    target = save(page, request, "csv")
+    info.value.save_as(target)
+    lines = target.read_text().splitlines()
+    assert len(lines) == 3 and "pseudonym" in lines[0]
+    output = target.read_text()
+    assert "9434765919" not in output
+    assert "Ann" not in output
+    # (issue 7 appends here: destruction of the programme's data and its certificate.)
+    assert screenshot().stat().st_size > 0
+
+
+# --- 4. a patient finds their practice, reads the notice, downloads its PDF ---------
+def test_a_patient_finds_their_practice_reads_the_notice_and_downloads_the_pdf(
+    browser,
+    live_server,
+    demo,  # noqa: F811
+    request,
+):
+    context = browser.new_context(base_url=live_server.url, java_script_enabled=False)
+    page = context.new_page()
+    try:
+        page.goto("/notices/")
+        page.get_by_label("Practice name, ODS code or postcode district").fill("EX1")
+        page.get_by_role("button", name="Search").click()
+        assert "Exe Estuary Surgery" in main_text(page)
+        page.get_by_role(
+            "link", name="Devon Population Health Management project: privacy notice"
+        ).click()
+        heading = page.get_by_role("heading", level=1).inner_text()
+        assert "Privacy notice: Devon Population Health Management project" in heading
+        main = main_text(page)
+        assert "1.2 million people who live in Devon" in main
+        assert "contact your GP practice's Data Protection Officer in the first instance" in main
+        with page.expect_download() as info:
+            page.get_by_role("link", name="Download version 1 of this notice as a PDF").click()
+        target = save(page, request, "pdf")
+        info.value.save_as(target)
+        reader = PdfReader(str(target))
+        assert (
+            reader.metadata.title
+            == "Privacy notice: Devon Population Health Management project (version 1)"
+        )
+        assert "1.2 million people" in " ".join(reader.pages[0].extract_text().split())
+        shot = save(page, request)
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 0
+    finally:
+        context.close()
