@@ -3,8 +3,8 @@
 Each ends by saving a screenshot of its last page under var/screenshots/ (a CI
 artifact). The CSU admin's journey needs real Celery workers on PostgreSQL and Redis
 (the `workers` fixture of the integration tests), so it runs where those are set (CI)
-and is skipped otherwise; it is written as steps so that more (destruction, its
-certificate) can be appended.
+and is skipped otherwise; it ends with the destruction of the programme's data and
+the download of its signed certificate.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from django.conf import settings
 from pypdf import PdfReader
 
 from consent.models import Type1Event
+from destruction.selectors import certificate_verify
 from governance import services as gov
 from governance.models import DataFlow
 from notices.models import NoticeVersion
@@ -142,7 +143,7 @@ EXTRACT = (
 
 
 @pytest.mark.integration
-def test_a_csu_admin_approves_uploads_pseudonymises_and_downloads(
+def test_a_csu_admin_approves_uploads_pseudonymises_downloads_and_destroys(
     page,
     screenshot,
     request,
@@ -194,7 +195,39 @@ def test_a_csu_admin_approves_uploads_pseudonymises_and_downloads(
     output = target.read_text()
     assert "9434765919" not in output
     assert "Ann" not in output
-    # (issue 7 appends here: destruction of the programme's data and its certificate.)
+
+    # Destroy the programme's data (early, with a reason), on the worker, and download the
+    # signed certificate.
+    slug = submitted_flow.programme.slug
+    page.goto(f"/programmes/{slug}/")
+    page.get_by_role("link", name="Destruction page of this programme").click()
+    page.get_by_role("link", name="Destroy the programme's data").click()
+    assert "This cannot be undone" in main_text(page)
+    page.get_by_label("Destroy the data before the programme's end date").check()
+    page.get_by_label("Why the data must be destroyed before the end").fill(
+        "The partnership was dissolved."
+    )
+    page.get_by_label("I understand that every extract").check()
+    page.get_by_role("button", name="Destroy the data").click()
+    page.wait_for_url("**/destruction-runs/*/")
+    run_url = page.url
+
+    def destroyed():
+        page.goto(run_url)
+        heading = page.get_by_role("heading", level=1).inner_text()
+        return heading.endswith(("Succeeded", "Failed"))
+
+    wait_for(destroyed, timeout=120, interval=1, what="the destruction run to finish")
+    heading = page.get_by_role("heading", level=1).inner_text()
+    assert heading.endswith("Succeeded"), main_text(page)
+    with page.expect_download() as info:
+        page.get_by_role("link", name="Download the certificate (PDF)").click()
+    certificate = save(page, request, "pdf")
+    info.value.save_as(certificate)
+    result = certificate_verify(data=certificate.read_bytes())
+    assert result.valid and result.programme == slug, result
+    page.goto(job_url)
+    assert "destroyed" in main_text(page)
     assert screenshot().stat().st_size > 0
 
 

@@ -39,7 +39,9 @@ PUBLIC = {
     "health": "the load balancer's health check",
     "api-schema": "the OpenAPI description (no data)",
     "api-docs": "the browsable API documentation (no data)",
-    # issue 7 (destruction) will add "/verify/": a certificate is checked by anyone.
+    # destruction certificates: anyone may check one (DESIGN.md "destruction")
+    "certificate-verify": "the public page that checks a destruction certificate",
+    "api-certificate-verify": "the same check through the API",
 }
 
 
@@ -73,7 +75,7 @@ def test_every_route_is_filled_into_a_url_that_reaches_it():
     values.update(
         dataset_id=str(uuid.uuid4()), job_id=str(uuid.uuid4()), reference="R1", number="1",
         code="C", action="approve", fmt="csv", format="json", uidb64="MQ", token="t",
-        app_label="governance", object_id="1", content_type_id="1", url="x", id="1",
+        app_label="governance", object_id="1", content_type_id="1", url="x", id="1", serial="S1",
     )  # fmt: skip
     for route, _, pattern in all_routes():
         url = fill(route, values)

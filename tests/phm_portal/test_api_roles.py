@@ -93,6 +93,12 @@ TABLE = {
     ("api-job-cancel", "POST"):             ((403, 403),  (403, 403),  (200, 200),  (403, 403),  401),
     ("api-job-output", "GET"):              ((404, 404),  (404, 404),  (409, 409),  (404, 404),  401),
     ("api-reidentify", "POST"):             ((400, 404),  (403, 404),   (403, 403),   (404, 404),   401),
+    # --- destruction (the run and certificate are of the side's programme destroyed early) ---
+    ("api-programme-destruction", "POST"):  ((403, 404),  (403, 404),  (409, 409),  (404, 404),  401),
+    ("api-destruction-run", "GET"):         ((200, 404),  (200, 404),  (200, 200),  (404, 404),  401),
+    ("api-certificate", "GET"):             ((200, 404),  (200, 404),  (200, 200),  (404, 404),  401),
+    ("api-certificate-pdf", "GET"):         ((200, 404),  (200, 404),  (200, 200),  (404, 404),  401),
+    ("api-certificate-verify", "POST"):     (415,         415,          415,          415,          415),
     # --- Type 1 opt-outs and patients' requests ---
     ("api-type1-opt-outs", "GET"):          ((200, 404),  (403, 404),  (404, 404),  (404, 404),  401),
     ("api-type1-opt-outs", "POST"):         ((400, 404),  (403, 404),  (404, 404),  (404, 404),  401),

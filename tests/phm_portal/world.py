@@ -21,6 +21,8 @@ from rest_framework.test import APIClient
 from consent import services as consent_services
 from datasets import services as dataset_services
 from datasets.models import Dataset
+from destruction import services as destruction_services
+from destruction.models import DestructionRun
 from governance.models import DataFlow, LegalBasis, Participation, Programme, User
 from notices import services as notice_services
 from tests.factories import (
@@ -138,6 +140,14 @@ def _side(
         contact="patient@example.com",
     )
     check = consent_services.national_check_start(actor=admin, programme=programme)
+    # A second programme of the practice, whose data was destroyed early: a run and its
+    # certificate (issue 7).
+    ended = _programme(f"{slug}-ended", f"{title} (ended)", practice, csu)
+    run = destruction_services.programme_destroy(
+        actor=admin, programme=ended, early=True, reason="The programme stopped."
+    )
+    run = destruction_services.destruction_run_execute(run_id=run.pk)
+    assert run.status == DestructionRun.Status.SUCCEEDED, run.error
     member = UserFactory(
         password=UNUSABLE,
         username=f"colleague-{key.lower()}",
@@ -155,6 +165,7 @@ def _side(
         request=request,
         check=check,
         member=member,
+        extra={"run": run, "certificate": run.certificate},
     )
 
 
@@ -237,6 +248,8 @@ def url_values(world: World, scope: str, name: str) -> dict[str, str]:
             "notice-manage": side.notice.pk,
             "notice-publish": side.notice.pk,
             "notice-withdraw": side.notice.pk,
+            "api-destruction-run": side.extra["run"].pk,
+            "destruction-run": side.extra["run"].pk,
         },
     }
     values = {
@@ -260,6 +273,7 @@ def url_values(world: World, scope: str, name: str) -> dict[str, str]:
         "content_type_id": 1,
         "url": "x",
         "id": side.member.pk,
+        "serial": side.extra["certificate"].serial,
     }
     for key, routes in by_route.items():
         if name in routes:
