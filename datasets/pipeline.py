@@ -515,7 +515,10 @@ class Pseudonymiser:
             self.table = NumberTable(self.key, self.exclusions)
         self._practice_ids: dict[str, int] = {}
         self._practice_names: list[str] = []
-        self._vault_seen = np.zeros(0, dtype=np.int64)  # sorted (slot, practice) pairs
+        # What this chunk's vault already holds: per slot, the practice written for it (-1:
+        # none yet); a patient met at a second practice (rare) is kept in the set.
+        self._vault_practice = np.zeros(0, dtype=np.int64)
+        self._vault_more: set[int] = set()
         self._types = {c: pa.string() for c in self.header}
         self._kept = [c for c in self.header if c not in self.mapping.drop]
         self._rules = {g.column: g.rule for g in self.mapping.generalise}
@@ -639,12 +642,29 @@ class Pseudonymiser:
         )
         if len(ids) > len(self._practice_names):
             self._practice_names = sorted(ids, key=ids.get)
-        pairs = np.sort(slot * 65536 + local[encoded.indices.to_numpy(zero_copy_only=False)])
-        pairs = pairs[np.concatenate(([True], pairs[1:] != pairs[:-1]))]  # numpy's unique is slower
-        fresh = pairs[~np.isin(pairs, self._vault_seen, assume_unique=True)]
+        practice_of_row = local[encoded.indices.to_numpy(zero_copy_only=False)]
+        if len(self._vault_practice) < self.table.size:
+            grown = np.full(max(self.table.size, 2 * len(self._vault_practice)), -1, np.int64)
+            grown[: len(self._vault_practice)] = self._vault_practice
+            self._vault_practice = grown
+        # Patients written for the first time: their first row's practice.
+        rows = np.flatnonzero(self._vault_practice[slot] < 0)
+        order = np.argsort(slot[rows], kind="stable")
+        ordered = slot[rows][order]
+        first = np.ones(len(ordered), dtype=bool)
+        first[1:] = ordered[1:] != ordered[:-1]
+        new_slots = ordered[first]
+        self._vault_practice[new_slots] = practice_of_row[rows[order[first]]]
+        fresh = new_slots * 65536 + self._vault_practice[new_slots]
+        # Rows at a practice other than the one written for their patient.
+        other = self._vault_practice[slot] != practice_of_row
+        if other.any():
+            pairs = set((slot[other] * 65536 + practice_of_row[other]).tolist())
+            more = sorted(pairs - self._vault_more)
+            self._vault_more.update(more)
+            fresh = np.concatenate((fresh, np.array(more, dtype=np.int64)))
         if not len(fresh):
             return None
-        self._vault_seen = np.sort(np.concatenate((self._vault_seen, fresh)), kind="stable")
         slots, practices = fresh // 65536, fresh % 65536
         return pa.table(
             {

@@ -1,5 +1,6 @@
 """The pseudonymisation pipeline on its own: shapes of file, reports, properties."""
 
+import csv
 import datetime as dt
 import hashlib
 import hmac
@@ -242,3 +243,36 @@ def test_a_mapping_naming_a_missing_column_is_refused_naming_it():
                 "generalise": [{"column": "dob", "rule": "year"}],
             }
         ).check_columns(HEADER)
+
+
+def test_the_vault_names_each_patient_once_per_practice_they_were_seen_at():
+    rows = [
+        "9434765919,Ann,1960-03-01,CB1 2AB,A81001,1",
+        "9434765919,Ann,1960-03-01,CB1 2AB,A81001,2",
+        "4010232137,Bob,1971-07-15,LS2 9JT,B82002,3",
+        "9434765919,Ann,1960-03-01,CB1 2AB,B82002,4",
+        "9434765919,Ann,1960-03-01,CB1 2AB,B82002,5",
+    ]
+    data = (
+        "nhs_number,forename,date_of_birth,postcode,practice,event_code\n" + "\n".join(rows) + "\n"
+    ).encode()
+    vault = io.BytesIO()
+    pseudonymise(
+        RangeReader(io.BytesIO(data), 0, len(data), block_bytes=64),
+        io.BytesIO(),
+        vault,
+        header=read_header(data),
+        mapping=Mapping.from_json({"nhs_number": "nhs_number", "practice": "practice"}),
+        key=KEY,
+        exclusions=lambda numbers: {},
+        reference_date=dt.date(2026, 11, 22),
+    )
+    entries = sorted(tuple(r) for r in csv.reader(io.StringIO(vault.getvalue().decode())))
+    assert entries == sorted(
+        [
+            ("pseudonym", "practice", "nhs_number"),
+            (code("9434765919"), "A81001", "9434765919"),
+            (code("9434765919"), "B82002", "9434765919"),
+            (code("4010232137"), "B82002", "4010232137"),
+        ]
+    )
