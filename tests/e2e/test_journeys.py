@@ -10,6 +10,7 @@ the download of its signed certificate.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -179,11 +180,11 @@ def test_a_csu_admin_approves_uploads_pseudonymises_downloads_and_destroys(
     page.get_by_role("button", name="Pseudonymise").click()
     job_url = page.url
 
-    def finished():
-        page.goto(job_url)
-        return page.locator("#job-status").inner_text() in ("Succeeded", "Failed")
-
-    wait_for(finished, timeout=90, interval=1, what="the job to finish on the worker")
+    # The page follows the job by itself (and reloads when it ends): wait on what it shows.
+    page.locator("#job-status").filter(has_text=re.compile("^(Succeeded|Failed)$")).wait_for(
+        timeout=90_000
+    )
+    assert page.url == job_url
     assert page.locator("#job-status").inner_text() == "Succeeded", main_text(page)
 
     with page.expect_download() as info:
