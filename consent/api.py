@@ -9,7 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -18,6 +18,7 @@ from consent.exports import type1_csv
 from consent.models import NationalOptOutCheck, Type1Event, Type1Request
 from governance.models import Programme
 from phm_portal.errors import InvalidInput
+from phm_portal.rest import JSONParser, MultiPartParser
 
 
 def too_large(upload) -> Response | None:

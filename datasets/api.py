@@ -8,7 +8,6 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -19,6 +18,7 @@ from datasets.uploads import EncryptedUpload, EncryptingUploadHandler
 from governance import permissions as governance_perms
 from governance.models import Programme
 from phm_portal.errors import InvalidInput
+from phm_portal.rest import JSONParser, MultiPartParser
 
 
 class DatasetSerializer(serializers.ModelSerializer):

@@ -8,7 +8,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -16,6 +15,7 @@ from rest_framework.views import APIView
 from destruction import permissions as perms
 from destruction import selectors, services
 from destruction.models import Certificate, DestructionRun
+from phm_portal.rest import MultiPartParser
 
 
 class DestructionRequest(serializers.Serializer):

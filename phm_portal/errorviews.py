@@ -7,12 +7,22 @@ import sys
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
+from phm_portal.lib.upload_checks import UnsafeFileName
 from phm_portal.middleware import database_unavailable_response, is_database_unavailable
 
 
 def _is_api(request: HttpRequest) -> bool:
     """The API answers in JSON even where no view ran (an unknown URL, a crash)."""
     return request.path.startswith("/api/")
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    # Only our own upload refusal is worded for people; other 400s here (a forged host,
+    # too many fields) keep their reason out of the answer.
+    reason = str(exception) if isinstance(exception, UnsafeFileName) else ""
+    if _is_api(request):
+        return JsonResponse({"detail": reason or "Bad request."}, status=400)
+    return render(request, "400.html", {"reason": reason}, status=400)
 
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

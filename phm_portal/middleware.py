@@ -1,7 +1,8 @@
-"""The portal's own middleware: the second factor gate and the database-down answer."""
+"""The portal's own middleware: the second factor gate, the database-down answer, strict uploads."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from urllib.parse import urlencode
 
@@ -12,6 +13,7 @@ from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from phm_portal.lib.upload_checks import parse_file_upload_strictly
 from phm_portal.signin import has_second_factor, needs_second_factor
 
 log = logging.getLogger(__name__)
@@ -107,3 +109,19 @@ class SecondFactorMiddleware:
         target = "two-factor-verify" if has_second_factor(user) else "two-factor-setup"
         query = urlencode({"next": request.get_full_path()}) if request.method == "GET" else ""
         return redirect(reverse(target) + (f"?{query}" if query else ""))
+
+
+class StrictUploadsMiddleware:
+    """Parse the pages' uploads with the strict multipart parser (lib.upload_checks).
+
+    A file name carrying a folder path is refused with a 400 naming it (handler400)
+    before any of the request's files is written; the API's parser does the same
+    (phm_portal.rest.MultiPartParser). Placed before anything reads request.POST.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.parse_file_upload = functools.partial(parse_file_upload_strictly, request)
+        return self.get_response(request)

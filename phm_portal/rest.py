@@ -8,17 +8,55 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
-from rest_framework import exceptions
+from django.http.multipartparser import MultiPartParserError
+from rest_framework import exceptions, parsers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from phm_portal.errors import DomainError
+from phm_portal.lib.upload_checks import StrictMultiPartParser, UnsafeFileName
 
 
 class Pagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    kinds = {str: "a string", list: "an array", int: "a number", float: "a number"}
+    return "null" if value is None else kinds.get(type(value), "another value")
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, refusing a body that is not a JSON object (every request body here is one)."""
+
+    def parse(self, stream, media_type=None, parser_context=None) -> dict:
+        data = super().parse(stream, media_type, parser_context)
+        if not isinstance(data, dict):
+            raise exceptions.ParseError(
+                f"The request body must be a JSON object ({{...}}), not {_json_kind(data)}."
+            )
+        return data
+
+
+class MultiPartParser(parsers.MultiPartParser):
+    """DRF's multipart parser on the strict Django one: a file name with a path is a 400."""
+
+    def parse(self, stream, media_type=None, parser_context=None) -> parsers.DataAndFiles:
+        request = (parser_context or {})["request"]
+        meta = request.META.copy()
+        meta["CONTENT_TYPE"] = media_type
+        encoding = parsers.get_encoding(parser_context)
+        try:
+            parser = StrictMultiPartParser(meta, stream, request.upload_handlers, encoding)
+            return parsers.DataAndFiles(*parser.parse())
+        except UnsafeFileName as exc:
+            raise exceptions.ParseError(str(exc)) from exc
+        except MultiPartParserError as exc:
+            raise exceptions.ParseError(f"Multipart form parse error - {exc}") from exc
 
 
 def exception_handler(exc: Exception, context: dict) -> Response | None:

@@ -126,6 +126,8 @@ MIDDLEWARE = [
     # First: a database that cannot be reached answers 503 with a plain page.
     "phm_portal.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads request.POST: a file name with a folder path is a 400.
+    "phm_portal.middleware.StrictUploadsMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -344,6 +346,11 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "phm_portal.rest.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [
+        "phm_portal.rest.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "phm_portal.rest.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

@@ -195,6 +195,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
+handler400 = "phm_portal.errorviews.bad_request"
 handler403 = "phm_portal.errorviews.forbidden"
 handler404 = "phm_portal.errorviews.not_found"
 handler500 = "phm_portal.errorviews.server_error"

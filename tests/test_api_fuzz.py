@@ -99,3 +99,35 @@ def test_no_operation_answers_500_or_outside_the_schema(role):
                 except BaseException as exc:  # noqa: BLE001 - all failures reported together
                     failures.append(f"{operation.label} [{mode.value}]: {exc}")
     assert failures == [], "\n\n".join(failures)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("body", ['""', "[]", "null", "3", "true"])
+def test_a_json_body_that_is_not_an_object_is_a_400_on_every_operation(client, body):
+    """Found by the fuzzing above: a body of `""` reached a view as a string (a 500)."""
+    world = build_world()
+    token = Token.objects.create(user=world.people["csu_admin"])
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    sent = 0
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            content = (
+                operation.get("requestBody", {}).get("content", {})
+                if isinstance(operation, dict)
+                else {}
+            )
+            if "application/json" not in content or "{" in path:
+                continue
+            response = client.generic(
+                method.upper(),
+                path,
+                body,
+                content_type="application/json",
+                HTTP_AUTHORIZATION=f"Token {token.key}",
+            )
+            sent += 1
+            if response.status_code in (401, 403):  # refused before the body is read
+                continue
+            assert response.status_code == 400, (method, path, response.content[:200])
+            assert "must be a JSON object" in response.json()["detail"], (method, path)
+    assert sent > 5

@@ -1,11 +1,53 @@
-"""A check every uploaded file passes before its content is parsed: its kind.
+"""Checks every uploaded file passes before its content is parsed: its name and its kind.
 
-A CSV or text file is expected everywhere; content that is plainly another kind of
-file (an image, an archive, a PDF...) is refused, naming what it is. (A path in the
-client's file name never arrives: Django's multipart parser keeps only its last part.)
+A file name carrying a folder path ("../../x.csv", "C:\\data\\x.csv") is refused while
+the request is parsed, before anything is written (Django's own parser would quietly
+keep only the last part). A CSV or text file is expected everywhere; content that is
+plainly another kind of file (an image, an archive, a PDF...) is refused, naming what it is.
 """
 
 from __future__ import annotations
+
+import html
+
+from django.http.multipartparser import MultiPartParser, MultiPartParserError
+from django.utils.datastructures import ImmutableList
+
+
+class UnsafeFileName(MultiPartParserError):
+    """A file's name in a multipart request carries a path; the request is refused."""
+
+
+def name_problem(file_name: str) -> str | None:
+    """Say what is wrong with a client's file name, or None when it is a plain name."""
+    name = html.unescape(file_name)
+    if "/" in name or "\\" in name or name.strip() in {".", ".."}:
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        return (
+            f"The file name {shown!r} includes a folder path; send the file under its own "
+            "name only (such as 'extract.csv')."
+        )
+    return None
+
+
+class StrictMultiPartParser(MultiPartParser):
+    """Django's multipart parser, refusing a file name with a path instead of trimming it."""
+
+    def sanitize_file_name(self, file_name: str) -> str | None:
+        problem = name_problem(file_name)
+        if problem:
+            raise UnsafeFileName(problem)
+        return super().sanitize_file_name(file_name)
+
+
+def parse_file_upload_strictly(request, META, post_data):
+    """HttpRequest.parse_file_upload with the strict parser (see StrictUploadsMiddleware)."""
+    request.upload_handlers = ImmutableList(
+        request.upload_handlers,
+        warning="You cannot alter upload handlers after the upload has been processed.",
+    )
+    return StrictMultiPartParser(META, post_data, request.upload_handlers, request.encoding).parse()
+
 
 # Leading bytes of kinds of file people attach by mistake (or on purpose).
 MAGIC: list[tuple[bytes, str]] = [

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from rest_framework.test import APIClient
 
 from consent.models import NationalOptOutCheck, Type1Event
 from datasets.models import Dataset
@@ -134,17 +135,98 @@ def test_the_good_file_of_each_endpoint_is_accepted(api, endpoints, endpoint):
     assert response.status_code in (200, 201), response.content[:300]
 
 
-@pytest.mark.parametrize("name", ["../../x.csv", "..\\..\\x.csv", "/etc/x.csv"])
-def test_a_path_in_the_file_name_never_becomes_a_path_on_disk(api, endpoints, name):
-    """Django's multipart parser keeps only the last part of the name; nothing lands outside."""
-    send, good = endpoints["extract"]
+BOUNDARY = "phm-test-boundary"
+
+
+def raw_multipart(fields: dict) -> bytes:
+    """The body a hostile client sends: Django's test client would trim a path from the name."""
+    out = b""
+    for key, value in fields.items():
+        if isinstance(value, io.BytesIO):
+            head = f'name="{key}"; filename="{value.name}"\r\nContent-Type: text/csv'
+            content = value.getvalue()
+        else:
+            head, content = f'name="{key}"', str(value).encode()
+        out += f"--{BOUNDARY}\r\nContent-Disposition: form-data; {head}\r\n\r\n".encode()
+        out += content + b"\r\n"
+    return out + f"--{BOUNDARY}--\r\n".encode()
+
+
+def test_the_raw_body_carries_the_name_as_given():
+    """The helper really sends the path (unlike the test client), so the tests below test something."""
+    body = raw_multipart({"file": _file("../../x.csv", b"a\n")})
+    assert b'filename="../../x.csv"' in body
+
+
+@pytest.fixture
+def raw_posts(monkeypatch):
+    """The endpoints' API clients post hand-built bodies, names as given."""
+
+    def post_raw(client, url, data, format):  # noqa: A002 - the test client's own word
+        return client.generic(
+            "POST", url, raw_multipart(data), f"multipart/form-data; boundary={BOUNDARY}"
+        )
+
+    monkeypatch.setattr(APIClient, "post", post_raw)
+
+
+PATH_NAMES = [
+    "../../x.csv",
+    "..\\..\\x.csv",
+    "/etc/x.csv",
+    "C:\\data\\x.csv",
+    "&#47;etc&#47;x.csv",
+    "..",
+]
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["extract", "type1", "national submitted", "national returned"]
+)
+@pytest.mark.parametrize("name", PATH_NAMES)
+def test_a_path_in_the_file_name_is_refused_and_leaves_nothing(
+    api, endpoints, endpoint, name, raw_posts
+):
+    """The name is refused with a 400 naming it, before the file is written anywhere."""
+    send, good = endpoints[endpoint]
+
     response = send(api, name, good)
-    assert response.status_code == 201
+    assert response.status_code == 400, response.content[:300]
+    assert "includes a folder path" in message_of(response)
+    assert "own name only" in message_of(response)
+    assert not Dataset.objects.exists()
+    assert not Type1Event.objects.exists()
+    assert not NationalOptOutCheck.objects.exists()
+    assert files_under(settings.MEDIA_ROOT) == []
+    assert os.listdir(settings.FILE_UPLOAD_TEMP_DIR) == []
+
+
+def test_a_plain_name_through_the_same_raw_body_is_accepted(api, endpoints, raw_posts):
+    """The refusal above is for the path: the same hand-built request with a plain name passes."""
+    send, good = endpoints["extract"]
+
+    response = send(api, "x.csv", good)
+    assert response.status_code == 201, response.content[:300]
     dataset = Dataset.objects.get()
     assert dataset.original_name == "x.csv"
     assert files_under(settings.MEDIA_ROOT) == [
         str(Path(settings.MEDIA_ROOT) / "datasets" / f"{dataset.pk}.csv.enc")
     ]
+
+
+def test_the_import_page_refuses_a_path_in_the_name_with_a_plain_page(client, alice, practice_a):
+    client.force_login(alice)
+    response = client.generic(
+        "POST",
+        "/practices/A81001/opt-outs/import/",
+        raw_multipart({"file": _file("../../x.csv", GOOD_TYPE1)}),
+        f"multipart/form-data; boundary={BOUNDARY}",
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "The request could not be read" in page
+    assert "includes a folder path; send the file under its own name only" in page
+    assert not Type1Event.objects.exists()
     assert os.listdir(settings.FILE_UPLOAD_TEMP_DIR) == []
 
 
