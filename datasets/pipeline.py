@@ -843,9 +843,15 @@ class RangeReader(io.RawIOBase):
         newlines: int = 0,
         quotes_odd: bool = False,
         at_boundary: bool = True,
+        parity_known_at: tuple[int, bool] | None = None,
     ) -> None:
         """`source` may begin later in the file: at `offset`, after `newlines` newlines and
-        an odd or even number of quote marks, at a record boundary or not."""
+        an odd or even number of quote marks, at a record boundary or not.
+
+        `parity_known_at` (a file offset at or before `end`, and whether an odd number of
+        quote marks precede it) spares counting the quote marks of the whole range: only
+        those after it matter, to find where the range ends.
+        """
         self._source = source
         self._block = block_bytes
         self._buf = b""
@@ -856,6 +862,7 @@ class RangeReader(io.RawIOBase):
         self._eof = False
         self._stop: int | None = None  # file offset where the range ends, once known
         self._end = end
+        self._known = parity_known_at if parity_known_at and parity_known_at[0] <= end else None
         if start <= offset and (at_boundary or offset == 0):
             self.begin = offset
         else:
@@ -869,7 +876,7 @@ class RangeReader(io.RawIOBase):
 
     def _fill(self, at_least: int = 1) -> bool:
         """Read until the buffer holds `at_least` more bytes or the source ends."""
-        pieces = [self._buf]
+        pieces = [self._buf] if self._buf else []
         got = 0
         while got < at_least:
             chunk = self._source.read(self._block)
@@ -878,17 +885,34 @@ class RangeReader(io.RawIOBase):
                 break
             pieces.append(chunk)
             got += len(chunk)
-        self._buf = b"".join(pieces)
+        if len(pieces) == 1:
+            self._buf = bytes(pieces[0])
+        elif pieces:
+            self._buf = b"".join(pieces)
         return got > 0
 
-    def _drop_before(self, position: int) -> None:
-        cut = position - self._offset
-        dropped = self._buf[:cut]
-        self._parity ^= dropped.count(b'"') & 1
+    def _take(self, count: int) -> bytes:
+        """Remove and return the buffer's first `count` bytes, keeping parity and lines."""
+        if count >= len(self._buf):
+            taken, self._buf = self._buf, b""
+        else:
+            taken, self._buf = self._buf[:count], self._buf[count:]
+        start, self._offset = self._offset, self._offset + len(taken)
         if self._counting_lines:  # lines matter only before the range begins
-            self._newlines += dropped.count(b"\n")
-        self._buf = self._buf[cut:]
-        self._offset = position
+            self._newlines += taken.count(b"\n")
+        if self._known is None or self._counting_lines:
+            self._parity ^= taken.count(b'"') & 1
+            if self._known is not None and self._offset >= self._known[0]:
+                self._known = None  # counted past the known point: no longer needed
+        elif self._offset > self._known[0]:  # from the known point on, count again
+            at, odd = self._known
+            self._known = None
+            tail = taken[at - start :] if at > start else taken
+            self._parity = int(odd) ^ (tail.count(b'"') & 1)
+        return taken
+
+    def _drop_before(self, position: int) -> None:
+        self._take(position - self._offset)
 
     def _boundary_at_or_after(self, target: int) -> int:
         """Return the first record boundary at or after the file offset `target` (or EOF)."""
@@ -898,6 +922,11 @@ class RangeReader(io.RawIOBase):
                     self._drop_before(self._offset + len(self._buf) - 1)
             if self._offset + len(self._buf) < target:
                 return self._offset + len(self._buf)
+            if self._known is not None and not self._counting_lines:
+                # The parity here was not counted: take it from the known point.
+                at, odd = self._known
+                self._known = None
+                self._parity = int(odd) ^ (self._buf[: at - self._offset].count(b'"') & 1)
             arr = np.frombuffer(self._buf, dtype=np.uint8)
             parity = np.bitwise_xor.accumulate((arr == _QUOTE).view(np.uint8)) ^ self._parity
             newlines = np.flatnonzero((arr == _NEWLINE) & (parity == 0))
@@ -919,7 +948,4 @@ class RangeReader(io.RawIOBase):
                 self.begin if self._end <= self.begin else self._boundary_at_or_after(self._end)
             )
         limit = (self._stop - self._offset) if self._stop is not None else len(self._buf)
-        take = max(0, min(want, limit))
-        data = self._buf[:take]
-        self._drop_before(self._offset + take)
-        return data
+        return self._take(max(0, min(want, limit)))

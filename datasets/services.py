@@ -136,10 +136,11 @@ def dataset_upload(
     return dataset
 
 
-def _open_dataset_at(dataset: Dataset, position: int) -> tuple[io.RawIOBase, dict]:
+def _open_dataset_at(dataset: Dataset, position: int, end: int) -> tuple[io.RawIOBase, dict]:
     """Open the plaintext of an extract at the start of the segment holding `position`.
 
-    Return the stream and where it starts in the CSV (RangeReader's keyword arguments).
+    Return the stream and where it starts in the CSV (RangeReader's keyword arguments),
+    with the quote parity at the start of the segment holding `end`.
     """
     if dataset.status == Dataset.Status.DESTROYED:
         raise NotAllowedNow("This extract was destroyed with its programme's data.")
@@ -148,8 +149,10 @@ def _open_dataset_at(dataset: Dataset, position: int) -> tuple[io.RawIOBase, dic
     segments = dataset.segments
     if not segments:  # one stream: read from the start
         return envelope.decrypting_reader(key, source, dataset.associated_data), {}
-    first = max(0, bisect.bisect_right([s["start"] for s in segments], position) - 1)
+    starts = [s["start"] for s in segments]
+    first = max(0, bisect.bisect_right(starts, position) - 1)
     start = segments[first]
+    last = segments[max(0, bisect.bisect_right(starts, end) - 1)]
     reader = envelope.segmented_reader(
         key,
         source,
@@ -162,6 +165,7 @@ def _open_dataset_at(dataset: Dataset, position: int) -> tuple[io.RawIOBase, dic
         "newlines": start["newlines"],
         "quotes_odd": start["quotes_odd"],
         "at_boundary": start["boundary"],
+        "parity_known_at": (last["start"], last["quotes_odd"]),
     }
 
 
@@ -408,7 +412,7 @@ def _run_range(chunk: JobChunk, attempt: int, lease: dt.timedelta) -> tuple[dict
         if Job.objects.filter(pk=job.pk, cancel_requested=True).exists():
             raise pipeline.JobCancelled
 
-    plain, where = _open_dataset_at(dataset, chunk.start)
+    plain, where = _open_dataset_at(dataset, chunk.start, chunk.end)
     try:
         with (
             plain,
@@ -478,11 +482,19 @@ def _number_table(job: Job, flow: DataFlow) -> pipeline.NumberTable:
     return table
 
 
+class _FinishedTemporaryFile(File):
+    """A finished temporary file: a local storage moves it into place instead of copying
+    it (Django's temporary_file_path protocol); another storage reads it as usual."""
+
+    def temporary_file_path(self) -> str:
+        return self.name
+
+
 def _replace_in_storage(name: str, path: Path) -> str:
     if default_storage.exists(name):
         default_storage.delete(name)
     with open(path, "rb") as f:
-        return default_storage.save(name, File(f))
+        return default_storage.save(name, _FinishedTemporaryFile(f, name=str(path)))
 
 
 def _register_for(flow: DataFlow):
