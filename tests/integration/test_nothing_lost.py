@@ -10,13 +10,12 @@ from django.db import connections
 from django.test import Client
 from kombu import pools as kombu_pools
 
-from datasets.models import Dataset, Job
+from datasets.models import Job
 from phm_portal.celery import app
-from tests.datasets.conftest import make_flow
 from tests.integration.conftest import wait_for
 from tests.integration.test_pseudonymisation_workers import (  # noqa: F401 - fixture
-    MAPPING,
     shared_storage,
+    upload_synthetic,
 )
 
 pytestmark = pytest.mark.integration
@@ -89,21 +88,7 @@ def drop_broker_connections() -> None:
 
 @pytest.fixture
 def small_dataset(api, alice, programme, practice_a, csu, shared_storage, tmp_path):  # noqa: F811
-    from synthetic_extract import write
-
-    programme.national_opt_out_applies = False
-    programme.national_opt_out_exemption = "Integration test"
-    programme.save()
-    flow = make_flow(programme, practice_a, csu)
-    path = write(tmp_path / "extract.csv", 2_000)
-    with open(path, "rb") as f:
-        response = api(alice).post(
-            "/api/v1/datasets/",
-            {"file": f, "data_flow": flow.pk, "mapping": MAPPING},
-            format="multipart",
-        )
-    assert response.status_code == 201, response.json()
-    return Dataset.objects.get(pk=response.json()["id"])
+    return upload_synthetic(api(alice), programme, practice_a, csu, tmp_path / "extract.csv", 2_000)
 
 
 def test_a_job_queued_while_redis_is_down_waits_then_runs_when_it_is_back(

@@ -48,23 +48,29 @@ def shared_storage(settings, tmp_path, monkeypatch):
     return folder
 
 
-@pytest.fixture
-def big_dataset(api, admin, alice, programme, practice_a, csu, shared_storage, tmp_path):
+def upload_synthetic(client, programme, practice, csu, path: Path, rows: int) -> Dataset:
+    """Upload a synthetic extract of `rows` rows on a new approved flow of the programme."""
     from synthetic_extract import write
 
     programme.national_opt_out_applies = False
     programme.national_opt_out_exemption = "Integration test"
     programme.save()
-    flow = make_flow(programme, practice_a, csu)
-    path = write(tmp_path / "extract.csv", 300_000)
-    with open(path, "rb") as f:
-        response = api(alice).post(
+    flow = make_flow(programme, practice, csu)
+    with open(write(path, rows), "rb") as f:
+        response = client.post(
             "/api/v1/datasets/",
             {"file": f, "data_flow": flow.pk, "mapping": MAPPING},
             format="multipart",
         )
     assert response.status_code == 201, response.json()
     return Dataset.objects.get(pk=response.json()["id"])
+
+
+@pytest.fixture
+def big_dataset(api, admin, alice, programme, practice_a, csu, shared_storage, tmp_path):
+    return upload_synthetic(
+        api(alice), programme, practice_a, csu, tmp_path / "extract.csv", 300_000
+    )
 
 
 def output(job: Job) -> bytes:
