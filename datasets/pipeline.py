@@ -256,7 +256,10 @@ def iter_blocks(
                 buf += b"\n"
         arr = np.frombuffer(buf, dtype=np.uint8)
         newlines = np.flatnonzero(arr == _NEWLINE)
-        end_idx = np.flatnonzero(_quote_parity_at(arr, newlines) == 0)
+        if b'"' in buf:
+            end_idx = np.flatnonzero(_quote_parity_at(arr, newlines) == 0)
+        else:  # no quote mark (the usual extract): every newline ends a record
+            end_idx = np.arange(newlines.size)
         if end_idx.size == 0:
             if final and len(buf) <= MAX_RECORD_BYTES:
                 raise ExtractError(f"Line {line}: a quoted field is never closed.")
@@ -756,7 +759,8 @@ class Pseudonymiser:
 
 _MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 _AGE_BANDS = pa.array([f"{low}-{low + 4}" for low in range(0, 90, 5)] + ["90+"])
-_RISKY_FIRST_BYTES = np.array([ord(c) for c in "=+-@\t\r"], dtype=np.uint8)
+_RISKY_FIRST_BYTE = np.zeros(256, dtype=bool)  # by byte: may a formula start with it?
+_RISKY_FIRST_BYTE[[ord(c) for c in "=+-@\t\r"]] = True
 
 
 def _neutralise(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
@@ -764,7 +768,7 @@ def _neutralise(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Arra
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     offsets, data = _string_buffers(array)
     starts = offsets[:-1][np.diff(offsets) > 0]
-    if not np.isin(data[starts], _RISKY_FIRST_BYTES).any():
+    if not _RISKY_FIRST_BYTE[data[starts]].any():
         return array
     first = pc.utf8_slice_codeunits(array, 0, 1)
     starts_risky = pc.is_in(first, value_set=_FORMULA_CHARS)
