@@ -827,6 +827,43 @@ def pseudonymise(
     return worker.report
 
 
+def patients_by_practice(
+    source: BinaryIO, *, header: list[str], mapping: Mapping
+) -> dict[str, np.ndarray]:
+    """Return each practice's distinct valid NHS numbers (as integers) in a plaintext extract.
+
+    Practices are keyed by their code as written, trimmed and in capitals. Records that
+    cannot be read and invalid NHS numbers are left out (the job's report names them).
+    """
+    found: dict[str, list[np.ndarray]] = {}
+    columns = [mapping.nhs_number, mapping.practice]
+    for block in iter_blocks(source, columns=len(header), report=Report()):
+        table = pcsv.read_csv(
+            pa.py_buffer(block.data),
+            read_options=pcsv.ReadOptions(
+                column_names=header, use_threads=False, block_size=1 << 24
+            ),
+            parse_options=pcsv.ParseOptions(
+                newlines_in_values=block.quoted_newlines, invalid_row_handler=lambda row: "skip"
+            ),
+            convert_options=pcsv.ConvertOptions(
+                column_types={c: pa.string() for c in columns},
+                include_columns=columns,
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+        ids = _nhs_ids(table.column(mapping.nhs_number))
+        practices = pc.utf8_upper(pc.utf8_trim_whitespace(table.column(mapping.practice)))
+        encoded = pc.dictionary_encode(practices).combine_chunks()
+        codes = encoded.indices.to_numpy(zero_copy_only=False)
+        for index, practice in enumerate(encoded.dictionary.to_pylist()):
+            numbers = ids[(codes == index) & (ids >= 0)]
+            if numbers.size:
+                found.setdefault(practice, []).append(numbers)
+    return {practice: np.unique(np.concatenate(parts)) for practice, parts in found.items()}
+
+
 class RangeReader(io.RawIOBase):
     """Read the whole records of a byte range of a CSV stream.
 

@@ -133,7 +133,71 @@ def dataset_upload(
     except Exception:
         default_storage.delete(stored)
         raise
+    if data_flow.programme.national_opt_out_applies:
+        transaction.on_commit(lambda: _send_note_patients(dataset.pk))
     return dataset
+
+
+def _send_note_patients(dataset_id) -> bool:
+    """Queue the noting of an extract's patients; the upload stands if the queue is away."""
+    from datasets.tasks import dataset_note_patients
+
+    try:
+        dataset_note_patients.delay(str(dataset_id))
+    except Exception as exc:  # kombu's OperationalError, socket errors: the broker is away
+        log.warning("The task queue did not take the patients of extract %s: %s", dataset_id, exc)
+        return False
+    return True
+
+
+def dataset_note_patients(*, dataset_id) -> int:
+    """Add an extract's patients to the cohorts of its programme's practices; return how many.
+
+    A national data opt-out check submits the programme's cohort; a patient no unexpired
+    check covers is left out of every job of a programme the national opt-out applies
+    to. So the patients of such an extract join the cohort of the practice each row
+    names, when that practice takes part in the programme (others are ignored), ready for
+    the next check. Runs in a worker after the upload.
+    """
+    from consent import services as consent
+    from consent.selectors import programme_practice_ids
+
+    dataset = Dataset.objects.select_related("data_flow__programme", "uploaded_by").get(
+        pk=dataset_id
+    )
+    programme = dataset.data_flow.programme
+    if not programme.national_opt_out_applies or dataset.status == Dataset.Status.DESTROYED:
+        return 0
+    practices = {
+        o.ods_code.upper(): o
+        for o in Organisation.objects.filter(pk__in=programme_practice_ids(programme))
+    }
+    plain, _ = _open_dataset_at(dataset, 0, dataset.bytes)
+    try:
+        with plain:
+            found = pipeline.patients_by_practice(
+                plain, header=dataset.columns, mapping=pipeline.Mapping.from_json(dataset.mapping)
+            )
+    except (pipeline.ExtractError, envelope.DecryptionFailed) as exc:
+        # The job on this extract will say so in plain words; nobody is noted meanwhile.
+        log.warning("The patients of extract %s could not be read: %s", dataset.pk, exc)
+        return 0
+    noted = 0
+    for code, numbers in sorted(found.items()):
+        practice = practices.get(code)
+        if practice is None:
+            continue
+        texts = [f"{n:010d}" for n in numbers.tolist()]
+        for start in range(0, len(texts), NOTE_BATCH):
+            noted += consent.patients_note_at_practice(
+                actor=dataset.uploaded_by,
+                practice=practice,
+                nhs_numbers=texts[start : start + NOTE_BATCH],
+            )
+    return noted
+
+
+NOTE_BATCH = 50_000  # numbers noted in one transaction
 
 
 def _open_dataset_at(dataset: Dataset, position: int, end: int) -> tuple[io.RawIOBase, dict]:

@@ -34,6 +34,12 @@ def job_finish(job_id: str) -> None:
     services.job_finish(job_id=job_id)
 
 
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def dataset_note_patients(dataset_id: str) -> int:
+    """Add an extract's patients to its practices' cohorts (national data opt-out checks)."""
+    return services.dataset_note_patients(dataset_id=dataset_id)
+
+
 @shared_task
 def jobs_resend_queued() -> int:
     """Beat: send again the start of queued jobs whose message may have been lost."""
