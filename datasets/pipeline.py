@@ -501,6 +501,29 @@ class NumberTable:
             setattr(self, name, new)
 
 
+def _read_block(
+    block: Block, header: list[str], columns: list[str], on_invalid: Callable | None
+) -> pa.Table:
+    """Parse the named columns of a block's records as strings (`on_invalid`: pyarrow's
+    handler of records with the wrong number of fields)."""
+    if not block.data:
+        return pa.table({c: pa.array([], pa.string()) for c in columns})
+    # One thread: the job's chunks already keep every core busy, one process each.
+    return pcsv.read_csv(
+        pa.py_buffer(block.data),
+        read_options=pcsv.ReadOptions(column_names=header, use_threads=False, block_size=1 << 24),
+        parse_options=pcsv.ParseOptions(
+            newlines_in_values=block.quoted_newlines, invalid_row_handler=on_invalid
+        ),
+        convert_options=pcsv.ConvertOptions(
+            column_types={c: pa.string() for c in columns},
+            include_columns=columns,
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+
+
 @dataclass
 class Pseudonymiser:
     """Transform parsed blocks of one byte range of an extract."""
@@ -522,7 +545,6 @@ class Pseudonymiser:
         # none yet); a patient met at a second practice (rare) is kept in the set.
         self._vault_practice = np.zeros(0, dtype=np.int64)
         self._vault_more: set[int] = set()
-        self._types = {c: pa.string() for c in self.header}
         self._kept = [c for c in self.header if c not in self.mapping.drop]
         self._rules = {g.column: g.rule for g in self.mapping.generalise}
         self._out_header = self.mapping.output_header(self.header)
@@ -558,24 +580,8 @@ class Pseudonymiser:
         return table, block.lines
 
     def _read(self, block: Block, on_invalid: Callable | None) -> pa.Table:
-        if not block.data:
-            return pa.table({c: pa.array([], pa.string()) for c in self.header})
-        # One thread: the job's chunks already keep every core busy, one process each.
-        return pcsv.read_csv(
-            pa.py_buffer(block.data),
-            read_options=pcsv.ReadOptions(
-                column_names=self.header, use_threads=False, block_size=1 << 24
-            ),
-            parse_options=pcsv.ParseOptions(
-                newlines_in_values=block.quoted_newlines, invalid_row_handler=on_invalid
-            ),
-            convert_options=pcsv.ConvertOptions(
-                column_types=self._types,
-                include_columns=self._kept,  # dropped identifiers are never materialised
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        # Dropped identifiers are never materialised.
+        return _read_block(block, self.header, self._kept, on_invalid)
 
     def transform(self, table: pa.Table, lines: np.ndarray) -> tuple[pa.Table, pa.Table | None]:
         """Return (output rows, new vault rows: pseudonym, practice, nhs_number) of one block.
@@ -838,21 +844,7 @@ def patients_by_practice(
     found: dict[str, list[np.ndarray]] = {}
     columns = [mapping.nhs_number, mapping.practice]
     for block in iter_blocks(source, columns=len(header), report=Report()):
-        table = pcsv.read_csv(
-            pa.py_buffer(block.data),
-            read_options=pcsv.ReadOptions(
-                column_names=header, use_threads=False, block_size=1 << 24
-            ),
-            parse_options=pcsv.ParseOptions(
-                newlines_in_values=block.quoted_newlines, invalid_row_handler=lambda row: "skip"
-            ),
-            convert_options=pcsv.ConvertOptions(
-                column_types={c: pa.string() for c in columns},
-                include_columns=columns,
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
+        table = _read_block(block, header, columns, lambda row: "skip")
         ids = _nhs_ids(table.column(mapping.nhs_number))
         practices = pc.utf8_upper(pc.utf8_trim_whitespace(table.column(mapping.practice)))
         encoded = pc.dictionary_encode(practices).combine_chunks()

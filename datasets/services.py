@@ -150,6 +150,9 @@ def _send_note_patients(dataset_id) -> bool:
     return True
 
 
+NOTE_BATCH = 50_000  # numbers noted in one transaction
+
+
 def dataset_note_patients(*, dataset_id) -> int:
     """Add an extract's patients to the cohorts of its programme's practices; return how many.
 
@@ -195,9 +198,6 @@ def dataset_note_patients(*, dataset_id) -> int:
                 nhs_numbers=texts[start : start + NOTE_BATCH],
             )
     return noted
-
-
-NOTE_BATCH = 50_000  # numbers noted in one transaction
 
 
 def _open_dataset_at(dataset: Dataset, position: int, end: int) -> tuple[io.RawIOBase, dict]:

@@ -56,3 +56,20 @@ def csv_file(text: str, name: str = "extract.csv") -> io.BytesIO:
     f = io.BytesIO(text.encode())
     f.name = name
     return f
+
+
+def upload_extract(client, flow, rows: list[str]):
+    """POST an extract of these rows (under HEADER) on the flow; return the stored dataset."""
+    from datasets.models import Dataset
+
+    response = client.post(
+        "/api/v1/datasets/",
+        {
+            "file": csv_file(HEADER + "\n".join(rows) + "\n"),
+            "data_flow": flow.pk,
+            "mapping": MAPPING,
+        },
+        format="multipart",
+    )
+    assert response.status_code == 201, response.json()
+    return Dataset.objects.get(pk=response.json()["id"])

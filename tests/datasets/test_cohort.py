@@ -6,9 +6,8 @@ from consent import selectors as consent_selectors
 from consent import services as consent_services
 from consent.models import Patient
 from datasets import services
-from datasets.models import Dataset
 from phm_portal.lib.crypto import blind_index
-from tests.datasets.conftest import HEADER, MAPPING, csv_file
+from tests.datasets.conftest import upload_extract
 
 ROWS = [
     "9434765919,Ann,1960-03-01,CB1 2AB,A81001,XaZ89",
@@ -20,18 +19,8 @@ ROWS = [
 ]
 
 
-def upload(api, user, flow, rows=ROWS) -> Dataset:
-    response = api(user).post(
-        "/api/v1/datasets/",
-        {
-            "file": csv_file(HEADER + "\n".join(rows) + "\n"),
-            "data_flow": flow.pk,
-            "mapping": MAPPING,
-        },
-        format="multipart",
-    )
-    assert response.status_code == 201, response.json()
-    return Dataset.objects.get(pk=response.json()["id"])
+def upload(api, user, flow, rows=ROWS):
+    return upload_extract(api(user), flow, rows)
 
 
 def cohort_numbers(programme, candidates=("9434765919", "4010232137", "9990000018")) -> set[str]:

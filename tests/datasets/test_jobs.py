@@ -11,7 +11,7 @@ from datasets import services
 from datasets.models import Job, JobChunk, ProgrammeKey
 from datasets.pipeline import CODE_LENGTH
 from phm_portal.models import AuditEvent
-from tests.datasets.conftest import HEADER, MAPPING, csv_file
+from tests.datasets.conftest import HEADER, MAPPING, csv_file, upload_extract
 
 ROWS = [
     "9434765919,Ann,1960-03-01,CB1 2AB,A81001,XaZ89",
@@ -32,16 +32,7 @@ def no_national_check(programme):
 
 @pytest.fixture
 def dataset(api, alice, flow, no_national_check):
-    text = HEADER + "\n".join(ROWS) + "\n"
-    response = api(alice).post(
-        "/api/v1/datasets/",
-        {"file": csv_file(text), "data_flow": flow.pk, "mapping": MAPPING},
-        format="multipart",
-    )
-    assert response.status_code == 201, response.json()
-    from datasets.models import Dataset
-
-    return Dataset.objects.get(pk=response.json()["id"])
+    return upload_extract(api(alice), flow, ROWS)
 
 
 def run_job(job: Job) -> Job:

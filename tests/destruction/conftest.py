@@ -7,11 +7,11 @@ import datetime as dt
 import pytest
 
 from datasets import services as dataset_services
-from datasets.models import Dataset, Job
+from datasets.models import Job
 from destruction import services
 from destruction.models import DestructionRun
 from governance.models import Programme
-from tests.datasets.conftest import HEADER, MAPPING, csv_file, flow  # noqa: F401 - fixtures
+from tests.datasets.conftest import flow, upload_extract  # noqa: F401 - fixtures
 
 ROWS = [
     "9434765919,Ann,1960-03-01,CB1 2AB,A81001,XaZ89",
@@ -42,17 +42,7 @@ def end(programme: Programme) -> Programme:
 
 @pytest.fixture
 def dataset(api, alice, flow, ended):  # noqa: F811 - the flow fixture
-    response = api(alice).post(
-        "/api/v1/datasets/",
-        {
-            "file": csv_file(HEADER + "\n".join(ROWS) + "\n"),
-            "data_flow": flow.pk,
-            "mapping": MAPPING,
-        },
-        format="multipart",
-    )
-    assert response.status_code == 201, response.json()
-    return Dataset.objects.get(pk=response.json()["id"])
+    return upload_extract(api(alice), flow, ROWS)
 
 
 @pytest.fixture
