@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-unit lint format bench clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
 	touch $(STAMP)
 
 ## Start the embedded demo: web server on http://127.0.0.1:8000 and a Celery worker.

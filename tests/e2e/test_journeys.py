@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from pypdf import PdfReader
 
 from consent.models import Type1Event
@@ -23,7 +24,7 @@ from governance import services as gov
 from governance.models import DataFlow
 from notices.models import NoticeVersion
 from tests.e2e.test_notices import demo  # noqa: F401 - the demo regions, for the patient
-from tests.integration.conftest import wait_for, workers  # noqa: F401 - real Celery workers
+from tests.integration.conftest import workers  # noqa: F401 - real Celery workers
 from tests.integration.test_pseudonymisation_workers import (  # noqa: F401 - files and keys
     shared_storage,  # the workers see
 )
@@ -181,9 +182,11 @@ def test_a_csu_admin_approves_uploads_pseudonymises_downloads_and_destroys(
     job_url = page.url
 
     # The page follows the job by itself (and reloads when it ends): wait on what it shows.
-    page.locator("#job-status").filter(has_text=re.compile("^(Succeeded|Failed)$")).wait_for(
-        timeout=90_000
-    )
+    ended = page.locator("#job-status").filter(has_text=re.compile("^(Succeeded|Failed)$"))
+    try:
+        ended.wait_for(timeout=90_000)
+    except PlaywrightTimeoutError:
+        pytest.fail(f"the job did not end in 90 s: {main_text(page)}\n{workers.report()}")
     assert page.url == job_url
     assert page.locator("#job-status").inner_text() == "Succeeded", main_text(page)
 
@@ -218,7 +221,7 @@ def test_a_csu_admin_approves_uploads_pseudonymises_downloads_and_destroys(
         heading = page.get_by_role("heading", level=1).inner_text()
         return heading.endswith(("Succeeded", "Failed"))
 
-    wait_for(destroyed, timeout=120, interval=1, what="the destruction run to finish")
+    workers.wait_for(destroyed, timeout=120, interval=1, what="the destruction run to finish")
     heading = page.get_by_role("heading", level=1).inner_text()
     assert heading.endswith("Succeeded"), main_text(page)
     with page.expect_download() as info:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -33,7 +34,7 @@ class Workers:
     def __init__(self, log_dir: Path) -> None:
         self.queue = f"test-{uuid.uuid4().hex[:12]}"
         self.log_dir = log_dir
-        self.processes: list[subprocess.Popen] = []
+        self.processes: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str = "w1", *, beat: bool = False, **extra_env: str) -> subprocess.Popen:
         """Start a worker; with beat, it also runs the periodic tasks (celery's -B).
@@ -44,29 +45,62 @@ class Workers:
             **os.environ,
             "DATABASE_URL": test_database_url(),
             "PHM_CELERY_QUEUE": self.queue,
+            "PYTHONUNBUFFERED": "1",
             **extra_env,
         }
         log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "celery", "-A", "phm_portal", "worker",
+                sys.executable, "-X", "faulthandler", "-m", "celery", "-A", "phm_portal", "worker",
                 "--pool=solo", "--loglevel=INFO", "-Q", self.queue, "-n", f"{name}-{self.queue}@%h",
                 "--without-gossip", "--without-mingle", "--without-heartbeat",
                 *(["-B", "-s", str(self.log_dir / f"{name}-beat-schedule")] if beat else []),
             ],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        self.processes.append(process)
+        self.processes[name] = process
+        # Ready means connected to the broker and consuming: a worker that cannot get there
+        # fails here, with its log, not later as a task that never ran.
+        self.wait_for(
+            lambda: process.poll() is not None or " ready." in self.log(name),
+            what=f"worker {name} to be ready",
+        )
+        if process.poll() is not None:
+            raise AssertionError(f"worker {name} stopped as it started\n{self.report()}")
         return process
 
     def log(self, name: str = "w1") -> str:
         return (self.log_dir / f"{name}.log").read_text(errors="replace")
 
+    def report(self) -> str:
+        """Each worker's state (running, or its exit code) and the end of its log.
+
+        A worker still running is stopped with SIGABRT first, so its log ends with where each
+        of its threads was (faulthandler): a worker stuck before it logs anything says where.
+        """
+        parts = []
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGABRT)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=10)
+        for name, process in self.processes.items():
+            state = "still running" if process.poll() is None else f"exit code {process.returncode}"
+            parts.append(f"--- {name} ({state}):\n{self.log(name)[-3000:]}")
+        return "\n".join(parts) or "(no worker started)"
+
+    def wait_for(self, predicate, *, what: str, **timing: float):
+        """wait_for(), failing with the workers' states and logs as they are at the end."""
+        try:
+            return wait_for(predicate, what=what, **timing)
+        except AssertionError as timed_out:
+            raise AssertionError(f"{timed_out}\n{self.report()}") from None
+
     def stop(self) -> None:
-        for process in self.processes:
+        for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for process in self.processes:
+        for process in self.processes.values():
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:

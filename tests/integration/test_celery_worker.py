@@ -6,7 +6,6 @@ from governance.models import Programme
 from governance.tasks import programmes_mark_ended
 from phm_portal.models import AuditEvent
 from tests.factories import ProgrammeFactory
-from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +21,7 @@ def test_a_task_goes_through_redis_to_a_worker_process_and_its_result_is_stored(
         past.refresh_from_db()
         return past.status == Programme.Status.ENDED
 
-    wait_for(ended, what=f"the worker to end the programme; worker log:\n{workers.log()}")
+    workers.wait_for(ended, what="the worker to end the programme")
     current.refresh_from_db()
     assert current.status == Programme.Status.LIVE
     event = AuditEvent.objects.get(action="programme.ended")

@@ -16,7 +16,6 @@ from governance.models import DataFlow, Programme
 from phm_portal.lib.nhs_number import synthetic
 from phm_portal.models import AuditEvent
 from tests.factories import DataFlowFactory
-from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -150,7 +149,7 @@ def test_the_purge_task_runs_on_a_real_worker(workers, admin, programme):
         check.refresh_from_db()
         return check.status == NationalOptOutCheck.Status.PURGED
 
-    wait_for(purged, what=f"the worker to purge the check; worker log:\n{workers.log()}")
+    workers.wait_for(purged, what="the worker to purge the check")
     assert not NationalOptOutEntry.objects.filter(check_run=check).exists()
     assert (check.submitted, check.opted_out) == (20, 5)
     assert AuditEvent.objects.get(action="national_opt_out.check_purged").actor == "system"

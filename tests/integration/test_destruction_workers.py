@@ -15,7 +15,6 @@ from destruction.models import Certificate, DestructionRun, DestructionStep
 from phm_portal.models import AuditEvent
 from tests.datasets.conftest import flow  # noqa: F401 - fixtures
 from tests.destruction.conftest import dataset, end, ended, job  # noqa: F401 - fixtures
-from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -58,11 +57,11 @@ def test_a_worker_killed_mid_run_is_resumed_without_repeating_finished_steps(
     run = services.programme_destroy(actor=admin, programme=programme_with_data)
 
     # The certificate step renders and signs a PDF: long enough to be killed in.
-    wait_for(
+    workers.wait_for(
         lambda: DestructionStep.objects.filter(
             run=run, name="certificate", status="running"
         ).exists(),
-        what=f"the certificate step to start\n{workers.log('w1')}",
+        what="the certificate step to start",
     )
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
@@ -74,10 +73,10 @@ def test_a_worker_killed_mid_run_is_resumed_without_repeating_finished_steps(
     assert set(done_before) == {"manifest", "erase_keys", "delete_files", "delete_rows", "verify"}
 
     workers.start("w2", **FAST_TAKEOVER)
-    wait_for(
+    workers.wait_for(
         lambda: DestructionRun.objects.get(pk=run.pk).status not in ("queued", "running"),
         timeout=180,
-        what=f"the run to finish\n{workers.log('w1')}\n{workers.log('w2')}",
+        what="the run to finish",
     )
     run.refresh_from_db()
     assert run.status == "succeeded", run.error

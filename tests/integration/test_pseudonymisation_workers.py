@@ -14,7 +14,6 @@ from datasets import services
 from datasets.models import Dataset, Job, JobChunk
 from phm_portal.models import AuditEvent
 from tests.datasets.conftest import make_flow
-from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -84,9 +83,9 @@ def test_a_worker_killed_mid_chunk_is_replaced_and_the_output_is_as_if_nothing_h
     job = services.dataset_pseudonymise(actor=admin, dataset=big_dataset)
     assert job.chunks.count() >= 4
 
-    wait_for(
+    workers.wait_for(
         lambda: JobChunk.objects.filter(job=job, status="running").exists(),
-        what=f"a chunk to start\n{workers.log('w1')}",
+        what="a chunk to start",
     )
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
@@ -97,10 +96,10 @@ def test_a_worker_killed_mid_chunk_is_replaced_and_the_output_is_as_if_nothing_h
 
     workers.start("w2", **FAST_TAKEOVER)
     workers.start("w3", **FAST_TAKEOVER)
-    wait_for(
+    workers.wait_for(
         lambda: Job.objects.get(pk=job.pk).status not in ("queued", "running"),
         timeout=120,
-        what=f"the job to finish\n{workers.log('w2')}\n{workers.log('w3')}",
+        what="the job to finish",
     )
     job.refresh_from_db()
     assert job.status == "succeeded", job.error
@@ -109,7 +108,7 @@ def test_a_worker_killed_mid_chunk_is_replaced_and_the_output_is_as_if_nothing_h
     assert job.rows_in == 300_000 and job.rows_out == 300_000
 
     again = services.dataset_pseudonymise(actor=admin, dataset=big_dataset)
-    wait_for(
+    workers.wait_for(
         lambda: Job.objects.get(pk=again.pk).status == "succeeded",
         timeout=120,
         what="the uninterrupted run",
