@@ -402,7 +402,12 @@ class OptOutRegister:
         if self.national is None:
             if self._type1_ids is None:
                 self._type1_ids = np.array(sorted(int(n) for n in self._type1_plain()), np.int64)
-            hits = numbers[np.isin(numbers, self._type1_ids)]
+            if not len(self._type1_ids):
+                return {}
+            # A sorted look-up of each number: np.isin would sort both arrays every batch.
+            ids = self._type1_ids
+            at = np.minimum(np.searchsorted(ids, numbers), len(ids) - 1)
+            hits = numbers[ids[at] == numbers]
             return {n: [REASON_TYPE1] for n in hits.tolist()}
         reasons = self.reasons(f"{n:010d}" for n in numbers.tolist())
         return {int(n): r for n, r in reasons.items()}

@@ -405,6 +405,14 @@ def _nhs_ids(column: pa.ChunkedArray) -> np.ndarray:
     return ids
 
 
+def _merged(
+    into: tuple[np.ndarray, np.ndarray], more: tuple[np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Merge two sorted (numbers, slots) indexes that share no number."""
+    at = np.searchsorted(into[0], more[0])
+    return np.insert(into[0], at, more[0]), np.insert(into[1], at, more[1])
+
+
 def _unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return the sorted distinct values and each value's index among them.
 
@@ -432,8 +440,11 @@ class NumberTable:
         self.key = key
         self.exclusions = exclusions
         self._hasher = Hasher(key)
-        self._known = np.zeros(0, dtype=np.int64)  # sorted numbers, with their slot below
-        self._known_slot = np.zeros(0, dtype=np.int64)
+        # The numbers seen, sorted, with their slots: a large sorted index and a small one of
+        # the newest, merged into the large one when it has grown to a quarter of it, so
+        # that adding a block's new numbers does not copy the whole index every time.
+        self._index = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        self._newest = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         self.size = 0
         self.codes = np.zeros(0, dtype=f"S{CODE_LENGTH}")
         self.numbers = np.zeros(0, dtype="S10")
@@ -447,20 +458,21 @@ class NumberTable:
         if not valid.any():
             return slots
         unique, inverse = _unique_inverse(ids[valid])
-        position = np.searchsorted(self._known, unique)
-        found = np.zeros(len(unique), dtype=bool)
-        if self.size:
-            clipped = np.minimum(position, self.size - 1)
-            found = self._known[clipped] == unique
-        slot_of = np.empty(len(unique), dtype=np.int64)
-        slot_of[found] = self._known_slot[position[found]]
-        new = ~found
+        slot_of = np.full(len(unique), -1, dtype=np.int64)
+        for numbers, their_slots in (self._index, self._newest):
+            if len(numbers):
+                at = np.minimum(np.searchsorted(numbers, unique), len(numbers) - 1)
+                hit = numbers[at] == unique
+                slot_of[hit] = their_slots[at[hit]]
+        new = slot_of < 0
         if new.any():
             fresh = unique[new]
             first = self._add(fresh)
             slot_of[new] = np.arange(first, first + len(fresh))
-            self._known = np.insert(self._known, position[new], fresh)
-            self._known_slot = np.insert(self._known_slot, position[new], slot_of[new])
+            self._newest = _merged(self._newest, (fresh, slot_of[new]))
+            if len(self._newest[0]) > max(1 << 16, len(self._index[0]) // 4):
+                self._index = _merged(self._index, self._newest)
+                self._newest = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
         slots[valid] = slot_of[inverse]
         return slots
 
@@ -701,10 +713,11 @@ class Pseudonymiser:
         matrix = _fixed_width(array, 10)
         if matrix is None or not ((matrix[:, 4] == 45) & (matrix[:, 7] == 45)).all():
             return None
-        digits = matrix[:, [0, 1, 2, 3, 5, 6, 8, 9]].astype(np.int64) - 48
-        if not ((digits >= 0) & (digits <= 9)).all():
+        digits = matrix[:, [0, 1, 2, 3, 5, 6, 8, 9]] - np.uint8(48)  # a non-digit wraps past 9
+        if (digits > 9).any():
             return None
-        year = digits[:, :4] @ np.array([1000, 100, 10, 1])
+        digits = digits.astype(np.int16)  # years, days of the year and ages all fit in 16 bits
+        year = digits[:, 0] * 1000 + digits[:, 1] * 100 + digits[:, 2] * 10 + digits[:, 3]
         month = digits[:, 4] * 10 + digits[:, 5]
         day = digits[:, 6] * 10 + digits[:, 7]
         leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
