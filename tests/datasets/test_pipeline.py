@@ -7,6 +7,7 @@ import hmac
 import io
 import random
 
+import numpy as np
 import pytest
 
 from datasets.pipeline import (
@@ -291,3 +292,32 @@ def test_the_vault_names_each_patient_once_per_practice_they_were_seen_at():
             (code("4010232137"), "B82002", "4010232137"),
         ]
     )
+
+
+def test_the_number_table_keeps_one_slot_and_code_per_patient_across_many_blocks():
+    """More distinct numbers than the table's small index holds, so its indexes merge."""
+    from datasets.pipeline import NumberTable
+
+    rng = random.Random(6)
+    patients = sorted({int(synthetic(rng)) for _ in range(90_000)})
+    opted_out = set(patients[::97])
+    asked: list[int] = []
+
+    def exclusions(numbers):
+        asked.extend(numbers.tolist())
+        return {int(n): ["type1"] for n in numbers if int(n) in opted_out}
+
+    table = NumberTable(KEY, exclusions)
+    slot_of: dict[int, int] = {}
+    for block in range(40):
+        ids = np.array(rng.choices(patients, k=6_000) + [-1], dtype=np.int64)
+        slots = table.slots(ids)
+        assert slots[-1] == -1  # an invalid number has no slot
+        for number, slot in zip(ids[:-1].tolist(), slots[:-1].tolist(), strict=True):
+            assert slot_of.setdefault(number, slot) == slot, f"block {block}: {number} moved"
+    assert len(set(slot_of.values())) == len(slot_of) > 1 << 16
+    assert sorted(asked) == sorted(slot_of)  # the register is asked about each number once
+    for number, slot in list(slot_of.items())[::500]:
+        assert table.codes[slot].decode() == code(f"{number:010d}")
+        assert table.numbers[slot].decode() == f"{number:010d}"
+        assert (table.status[slot] != 0) == (number in opted_out)
