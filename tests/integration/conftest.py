@@ -78,16 +78,23 @@ class Workers:
         A worker still running is stopped with SIGABRT first, so its log ends with where each
         of its threads was (faulthandler): a worker stuck before it logs anything says where.
         """
-        parts = []
-        for process in self.processes.values():
+        states = {}
+        for name, process in self.processes.items():
             if process.poll() is None:
+                states[name] = "was running; stopped with SIGABRT to show where it was"
                 process.send_signal(signal.SIGABRT)
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     process.wait(timeout=10)
-        for name, process in self.processes.items():
-            state = "still running" if process.poll() is None else f"exit code {process.returncode}"
-            parts.append(f"--- {name} ({state}):\n{self.log(name)[-3000:]}")
-        return "\n".join(parts) or "(no worker started)"
+            else:
+                states[name] = f"had stopped with exit code {process.returncode}"
+        from phm_portal.celery import app
+
+        parts = [
+            f"this test process sends tasks to {app.connection_for_write().as_uri()}, "
+            f"queue {app.conf.task_default_queue} (the workers': {self.queue})",
+            *(f"--- {name} ({states[name]}):\n{self.log(name)[-8000:]}" for name in states),
+        ]
+        return "\n".join(parts)
 
     def wait_for(self, predicate, *, what: str, **timing: float):
         """wait_for(), failing with the workers' states and logs as they are at the end."""
