@@ -1,6 +1,9 @@
-"""What every API view shares: pagination and the translation of errors.
+"""What every API view shares: pagination, parsers and the translation of errors.
 
-Kept apart from the views so that DRF can import it while its settings load.
+Kept apart from the views so that DRF can import it while its settings load. Nothing
+here may import rest_framework.views at module level: its APIView reads the parser
+settings, which name this module, while the class is made (a cycle that broke start-up
+whenever a system check was the first to load these settings).
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from django.http.multipartparser import MultiPartParserError
 from rest_framework import exceptions, parsers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
 from phm_portal.errors import DomainError
 from phm_portal.lib.upload_checks import StrictMultiPartParser, UnsafeFileName
@@ -75,6 +77,8 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
+    from rest_framework.views import exception_handler as drf_exception_handler  # see above
+
     return drf_exception_handler(exc, context)
 
 

@@ -179,3 +179,22 @@ def test_locking_by_account_only_still_passes_the_deployment_checks(tmp_path):
     env = {**PRODUCTION, "PHM_LOGIN_LOCKOUT_BY": "username"}
     result = run_manage(tmp_path, env, "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["DEFAULT_PAGINATION_CLASS", "DEFAULT_PARSER_CLASSES", "EXCEPTION_HANDLER"],
+)
+def test_each_api_setting_naming_our_code_loads_first_in_a_fresh_process(tmp_path, setting):
+    """Django runs its system checks in no fixed order (a set): DRF's pagination check may
+    be the first to import phm_portal.rest, before anything imported DRF's views. A cycle
+    there stopped `manage.py check`, `load_demo` and every worker at start-up, depending
+    on the process."""
+    probe = (
+        "from rest_framework.settings import api_settings; "
+        f"value = api_settings.{setting}; "
+        "print(*(v.__module__ for v in (value if isinstance(value, list) else [value])))"
+    )
+    result = run_manage(tmp_path, {"PHM_DEMO": "1"}, "shell", "--no-imports", "-c", probe)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "phm_portal.rest" in result.stdout.split()
