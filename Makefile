@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+NATIVE := datasets/native/.built
+
 .PHONY: run test test-unit lint format bench clean
 
 $(STAMP): requirements.txt constraints.txt
@@ -12,21 +14,27 @@ $(STAMP): requirements.txt constraints.txt
 	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
 	touch $(STAMP)
 
+# The pseudonymisation jobs' HMAC in C over OpenSSL (datasets/native); without a C compiler
+# and OpenSSL's headers the jobs hash in Python instead (the same codes, slower).
+$(NATIVE): $(STAMP) datasets/native/build.py
+	$(BIN)/python -m datasets.native.build
+	touch $(NATIVE)
+
 ## Start the embedded demo: web server on http://127.0.0.1:8000 and a Celery worker.
 run: export PHM_DEMO ?= 1
-run: $(STAMP)
+run: $(STAMP) $(NATIVE)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/run-demo.sh
 
 ## The whole test suite (integration tests run when DATABASE_URL and CELERY_BROKER_URL are set).
 test: export PHM_DEMO ?= 1
-test: $(STAMP)
+test: $(STAMP) $(NATIVE)
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
 
 ## Benchmarks: each prints its figures and the ratio to its target.
-bench: $(STAMP)
+bench: $(STAMP) $(NATIVE)
 	PHM_DEMO=1 $(BIN)/python bench/consent_import.py
 	PHM_DEMO=1 $(BIN)/python bench/consent_register.py
 	PHM_DEMO=1 $(BIN)/python bench/notices_http.py
@@ -41,5 +49,5 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var $(NATIVE) datasets/native/_hmac.*
 

@@ -195,9 +195,51 @@ def _quote_parity_at(arr: np.ndarray, positions: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Block:
-    data: bytes  # complete, non-blank records
-    lines: np.ndarray  # the file line where each of those records starts
-    quoted_newlines: bool = True  # whether a quoted value holds a newline (slower to parse)
+    """Whole records of an extract: `data` begins and ends at record boundaries.
+
+    Most blocks are plain: each line one record, no blank line. Such a block is read as it
+    is, and its records' line numbers follow from `first_line`. Where that is not so (a
+    quoted newline, a blank line), `exact()` finds each record's start by quote parity.
+    """
+
+    data: bytes
+    first_line: int  # the file line where `data` begins
+    newlines: int  # the newlines in `data`
+    lines: np.ndarray | None = None  # the line of each (non-blank) record, once known
+
+    def exact(self) -> Block:
+        """Return the block less its blank records, with each record's line."""
+        if self.lines is not None:
+            return self
+        arr = np.frombuffer(self.data, dtype=np.uint8)
+        starts, ends, lines = _records(arr, self.first_line, quoted=b'"' in self.data)
+        lengths = ends - starts
+        blank = (lengths == 0) | ((lengths == 1) & (arr[np.maximum(ends - 1, 0)] == _CR))
+        keep = ~blank
+        if keep.all():
+            data = self.data
+        else:
+            data = b"".join(
+                self.data[int(s) : int(e) + 1]
+                for s, e in zip(starts[keep], ends[keep], strict=True)
+            )
+        return Block(data, self.first_line, self.newlines, lines[keep])
+
+    def one_record_per_line(self, records: int) -> bool:
+        """Whether a block read as `records` records holds one record on each line.
+
+        Each record ends at a newline, so as many records as newlines means that no
+        newline is inside quotes and no line is blank (pyarrow skips blank lines). A lone
+        carriage return, which pyarrow also takes for a line end, would break the count.
+        """
+        if records != self.newlines:
+            return False
+        if b"\r" not in self.data:
+            return True
+        arr = np.frombuffer(self.data, dtype=np.uint8)
+        return np.count_nonzero(arr == _CR) == np.count_nonzero(
+            (arr[:-1] == _CR) & (arr[1:] == _NEWLINE)
+        )
 
     def field_counts(self) -> np.ndarray:
         """Return each record's number of fields (commas outside quotes, plus one)."""
@@ -211,17 +253,29 @@ class Block:
         return running[ends] - before + 1
 
     def without(self, bad: np.ndarray) -> Block:
-        """Return the block less the records marked bad."""
+        """Return the block less the records marked bad (the block is exact)."""
         arr = np.frombuffer(self.data, dtype=np.uint8)
-        parity = np.bitwise_xor.accumulate((arr == _QUOTE).view(np.uint8))
-        newlines = np.flatnonzero(arr == _NEWLINE)
-        ends = newlines[parity[newlines] == 0]
-        starts = np.concatenate(([0], ends[:-1] + 1))
+        starts, ends, _ = _records(arr, 0, quoted=b'"' in self.data)
         keep = ~bad
         data = b"".join(
             self.data[int(a) : int(b) + 1] for a, b in zip(starts[keep], ends[keep], strict=True)
         )
-        return Block(data, self.lines[keep], self.quoted_newlines)
+        return Block(data, self.first_line, data.count(b"\n"), self.lines[keep])
+
+
+def _records(arr: np.ndarray, first_line: int, *, quoted: bool):
+    """Return the start and end (its newline) of each record of whole records, and its line."""
+    newlines = np.flatnonzero(arr == _NEWLINE)
+    if quoted:
+        end_idx = np.flatnonzero(_quote_parity_at(arr, newlines) == 0)
+    else:  # no quote mark: every newline ends a record
+        end_idx = np.arange(newlines.size)
+    ends = newlines[end_idx]
+    starts = np.empty_like(ends)
+    starts[:1] = 0
+    starts[1:] = ends[:-1] + 1
+    lines = first_line + np.concatenate(([0], end_idx[:-1] + 1)) if ends.size else ends
+    return starts, ends, lines
 
 
 def iter_blocks(
@@ -234,10 +288,11 @@ def iter_blocks(
     has_header: bool = True,
     first_line: int = 1,
 ) -> Iterator[Block]:
-    """Yield blocks of whole records after the header; record bad ones in the report.
+    """Yield blocks of whole records after the header.
 
-    A record ends at a newline outside quotes. Blank records are skipped; records
-    with the wrong number of fields are reported by the line where they start.
+    A record ends at a newline outside quotes. A block ends at its last newline when an
+    even number of quote marks come before it (two bytes counts, not a scan of each
+    record); otherwise, and for the header, records are found by quote parity.
     """
     carry = b""
     line = first_line  # the line where `carry` starts
@@ -254,50 +309,37 @@ def iter_blocks(
                 break
             if not buf.endswith(b"\n"):
                 buf += b"\n"
-        arr = np.frombuffer(buf, dtype=np.uint8)
-        newlines = np.flatnonzero(arr == _NEWLINE)
-        if b'"' in buf:
-            end_idx = np.flatnonzero(_quote_parity_at(arr, newlines) == 0)
-        else:  # no quote mark (the usual extract): every newline ends a record
-            end_idx = np.arange(newlines.size)
-        if end_idx.size == 0:
-            if final and len(buf) <= MAX_RECORD_BYTES:
-                raise ExtractError(f"Line {line}: a quoted field is never closed.")
-            if len(buf) > MAX_RECORD_BYTES:
-                raise ExtractError(
-                    f"Line {line}: a record is longer than {MAX_RECORD_BYTES // 1024} KiB "
-                    "(an unclosed quote, or not a CSV extract)."
-                )
-            carry = buf
-            continue
-        ends = newlines[end_idx]
-        starts = np.empty_like(ends)
-        starts[0] = 0
-        starts[1:] = ends[:-1] + 1
-        start_lines = line + np.concatenate(([0], end_idx[:-1] + 1))
-        cut = int(ends[-1]) + 1
-        quoted_newlines = int(end_idx[-1]) + 1 != end_idx.size
-        next_line = line + int(end_idx[-1]) + 1
-        if not header_done:
-            header_done = True
-            starts, ends, start_lines = starts[1:], ends[1:], start_lines[1:]
-            first = cut if ends.size == 0 else int(starts[0])
+        cut = buf.rfind(b"\n") + 1
+        arr = np.frombuffer(buf, dtype=np.uint8, count=cut)
+        quoted = b'"' in buf
+        if header_done and cut and not (quoted and np.count_nonzero(arr == _QUOTE) & 1):
+            # The last newline is outside quotes: the block ends there.
+            newlines = int(np.count_nonzero(arr == _NEWLINE))
+            yield Block(buf[:cut], line, newlines)
+            line += newlines
         else:
+            starts, ends, lines = _records(arr, line, quoted=quoted)
+            if ends.size == 0:
+                if final and len(buf) <= MAX_RECORD_BYTES:
+                    raise ExtractError(f"Line {line}: a quoted field is never closed.")
+                if len(buf) > MAX_RECORD_BYTES:
+                    raise ExtractError(
+                        f"Line {line}: a record is longer than {MAX_RECORD_BYTES // 1024} KiB "
+                        "(an unclosed quote, or not a CSV extract)."
+                    )
+                carry = buf
+                continue
+            cut = int(ends[-1]) + 1
             first = 0
-        if ends.size:
-            lengths = ends - starts
-            blank = (lengths == 0) | ((lengths == 1) & (arr[np.maximum(ends - 1, 0)] == _CR))
-            keep = ~blank
-            if keep.all():
+            if not header_done:
+                header_done = True
+                first = int(ends[0]) + 1
+                starts, ends, lines = starts[1:], ends[1:], lines[1:]
+            if ends.size:
                 data = buf[first:cut]
-            else:
-                data = b"".join(
-                    buf[int(s) : int(e) + 1] for s, e in zip(starts[keep], ends[keep], strict=True)
-                )
-            if keep.any():
-                yield Block(data, start_lines[keep], quoted_newlines)
+                yield Block(data, int(lines[0]), data.count(b"\n")).exact()
+            line += buf.count(b"\n", 0, cut)
         carry = buf[cut:]
-        line = next_line
         if progress is not None:
             progress(consumed - len(carry))
         if final:
@@ -312,15 +354,25 @@ except ImportError:  # pragma: no cover - depends on the interpreter
     except ImportError:
         _sha256 = hashlib.sha256
 
+try:  # HMAC-SHA256 of many messages in one call, in C (built by `make`: datasets/native)
+    from datasets.native._hmac import ffi as _ffi
+    from datasets.native._hmac import lib as _native
+except ImportError:  # pragma: no cover - not built here: Python gives the same codes, slower
+    _ffi = _native = None
+
+NATIVE_HMAC = _native is not None
+
 
 class Hasher:
-    """HMAC-SHA256 (RFC 2104) of many short messages, from precomputed inner and outer states.
+    """HMAC-SHA256 (RFC 2104) of many short messages.
 
-    Copying a hash state of CPython's built-in SHA-256 costs about a third less than
-    copying an OpenSSL one, and a job makes two copies per distinct NHS number.
+    In C over OpenSSL's SHA-256 where datasets.native is built (about ten times faster),
+    else in Python from precomputed inner and outer states: the digests are the same.
     """
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, *, native: bool = NATIVE_HMAC) -> None:
+        self._key = key
+        self._native = native and _native is not None
         if len(key) > 64:
             key = hashlib.sha256(key).digest()
         key = key.ljust(64, b"\0")
@@ -334,18 +386,35 @@ class Hasher:
         outer.update(inner.digest())
         return outer.digest()
 
-    def digests(self, messages: Iterable[bytes]) -> bytes:
-        """Return the digests of many messages, concatenated (32 bytes each)."""
+    def digests(self, messages: np.ndarray) -> np.ndarray:
+        """Return the digests of messages of one width (a numpy bytes array), one row each."""
+        messages = np.ascontiguousarray(messages)
+        count, width = len(messages), messages.dtype.itemsize
+        out = np.empty((count, 32), dtype=np.uint8)
+        if count == 0:
+            return out
+        if self._native:
+            ok = _native.hmac_sha256_many(
+                self._key,
+                len(self._key),
+                _ffi.from_buffer(messages),
+                count,
+                width,
+                _ffi.from_buffer(out, require_writable=True),
+            )
+            if not ok:
+                raise RuntimeError("OpenSSL's SHA-256 failed.")
+            return out
         inner_copy, outer_copy = self._inner.copy, self._outer.copy
-        out = []
-        append = out.append
-        for message in messages:
+        digests = []
+        append = digests.append
+        for message in messages.view(np.uint8).reshape(count, width).view(f"V{width}").ravel():
             inner = inner_copy()
             inner.update(message)
             outer = outer_copy()
             outer.update(inner.digest())
             append(outer.digest())
-        return b"".join(out)
+        return np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(count, 32)
 
 
 # Given distinct valid NHS numbers as integers (sorted), return the reasons of those that
@@ -485,9 +554,9 @@ class NumberTable:
         start = self.size
         self._grow(start + count)
         numbers = ((ids[:, None] // _POWERS) % 10 + 48).astype(np.uint8).reshape(-1).view("S10")
-        raw = np.frombuffer(self._hasher.digests(numbers.tolist()), dtype=np.uint8)
+        raw = self._hasher.digests(numbers)
         self.codes[start : start + count] = (
-            _HEX[raw.reshape(-1, 32)[:, : CODE_LENGTH // 2]].reshape(-1).view(f"S{CODE_LENGTH}")
+            _HEX[raw[:, : CODE_LENGTH // 2]].reshape(-1).view(f"S{CODE_LENGTH}")
         )
         statuses = np.zeros(count, dtype=np.uint8)
         for number, reasons in self.exclusions(ids).items():
@@ -524,9 +593,7 @@ def _read_block(
     return pcsv.read_csv(
         pa.py_buffer(block.data),
         read_options=pcsv.ReadOptions(column_names=header, use_threads=False, block_size=1 << 24),
-        parse_options=pcsv.ParseOptions(
-            newlines_in_values=block.quoted_newlines, invalid_row_handler=on_invalid
-        ),
+        parse_options=pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
         convert_options=pcsv.ConvertOptions(
             column_types={c: pa.string() for c in columns},
             include_columns=columns,
@@ -572,6 +639,9 @@ class Pseudonymiser:
             return "skip"
 
         table = self._read(block, count_wrong)
+        if not wrong and block.lines is None and block.one_record_per_line(table.num_rows):
+            return table, np.arange(block.first_line, block.first_line + table.num_rows)
+        block = block.exact()
         if wrong:
             # Rare: find which records were wrong, report them by line, parse the rest.
             fields = block.field_counts()
@@ -811,6 +881,7 @@ def pseudonymise(
     first_line: int = 1,
     write_header: bool = True,
     table: NumberTable | None = None,
+    block_bytes: int = BLOCK_BYTES,
 ) -> Report:
     """Run the whole pipeline over one plaintext stream; return the report.
 
@@ -829,6 +900,7 @@ def pseudonymise(
         progress=progress,
         has_header=has_header,
         first_line=first_line,
+        block_bytes=block_bytes,
     )
     for block in blocks:
         if cancelled is not None and cancelled():

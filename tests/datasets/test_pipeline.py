@@ -6,13 +6,17 @@ import hashlib
 import hmac
 import io
 import random
+import shutil
 
 import numpy as np
 import pytest
 
 from datasets.pipeline import (
+    BLOCK_BYTES,
     CODE_LENGTH,
+    NATIVE_HMAC,
     ExtractError,
+    Hasher,
     Mapping,
     RangeReader,
     pseudonymise,
@@ -35,8 +39,18 @@ MAPPING = Mapping.from_json(
 HEADER = ["nhs_number", "name", "date_of_birth", "postcode", "practice", "note"]
 
 
-def run(data: bytes, *, mapping=MAPPING, key=KEY, excluded=None, header=HEADER, chunks=1):
-    """Run the pipeline over `data` in `chunks` byte ranges; return (output text, merged reports)."""
+def run(
+    data: bytes,
+    *,
+    mapping=MAPPING,
+    key=KEY,
+    excluded=None,
+    header=HEADER,
+    chunks=1,
+    block_bytes=BLOCK_BYTES,
+):
+    """Run the pipeline over `data` in `chunks` byte ranges, reading blocks of `block_bytes`;
+    return (output text, the reports of the ranges)."""
     out = io.BytesIO()
     reports = []
     cuts = [len(data) * i // chunks for i in range(chunks)] + [len(data)]
@@ -57,6 +71,7 @@ def run(data: bytes, *, mapping=MAPPING, key=KEY, excluded=None, header=HEADER, 
                 has_header=i == 0,
                 first_line=reader.first_line,
                 write_header=i == 0,
+                block_bytes=block_bytes,
             )
         )
     return out.getvalue().decode(), reports
@@ -321,3 +336,72 @@ def test_the_number_table_keeps_one_slot_and_code_per_patient_across_many_blocks
         assert table.codes[slot].decode() == code(f"{number:010d}")
         assert table.numbers[slot].decode() == f"{number:010d}"
         assert (table.status[slot] != 0) == (number in opted_out)
+
+
+def _extract_with_known_lines(rng: random.Random, *, plain: bool) -> tuple[bytes, list[dict]]:
+    """Return a file of many shapes and the invalid rows a report must name, by line."""
+    notes = (
+        ["plain", ""] if plain else ["plain", "", '"quoted, comma"', '"multi\nline"', '"a ""q"""']
+    )
+    lines = ["nhs_number,name,date_of_birth,postcode,practice,note"]
+    expected = []
+    line = 2  # the file line where the next record starts
+    for i in range(400):
+        note = rng.choice(notes)
+        eol = "\n" if plain or i % 3 else "\r\n"
+        kind = rng.random()
+        if kind < 0.05:
+            lines.append(f"{synthetic(rng)},N{i},1980-05-06,LS2 9JT{eol}")
+            expected.append({"line": line, "error": "expected 6 columns, found 4"})
+        elif kind < 0.1:
+            lines.append(f"123,N{i},1980-05-06,LS2 9JT,B82002,{note}{eol}")
+            expected.append({"line": line, "error": "invalid NHS number"})
+        elif kind < 0.15:
+            lines.append(f"{synthetic(rng)},N{i},1980-13-06,LS2 9JT,B82002,{note}{eol}")
+            expected.append({"line": line, "error": "bad date in date_of_birth"})
+        else:
+            lines.append(f"{synthetic(rng)},N{i},1980-05-06,LS2 9JT,B82002,{note}{eol}")
+        line += lines[-1].count("\n")
+        if not plain and i % 37 == 0:
+            lines.append(eol)  # a blank line
+            line += 1
+    return ("\n".join(lines[:1]) + "\n" + "".join(lines[1:])).encode(), expected
+
+
+@pytest.mark.parametrize("plain", [True, False], ids=["one record a line", "many shapes"])
+@pytest.mark.parametrize("block_bytes", [16, 61, 300, 4096])
+def test_any_block_size_reports_the_right_lines_and_gives_the_same_output(plain, block_bytes):
+    """A block ends at its last newline when the quotes before it pair up, else where quote
+    parity says; records' lines are counted, or found by parity where a record spans lines."""
+    data, expected = _extract_with_known_lines(random.Random(11), plain=plain)
+    whole, [one] = run(data)
+    text, [report] = run(data, block_bytes=block_bytes)
+    assert one.invalid_rows == expected
+    assert report.invalid_rows == expected
+    assert text == whole
+    assert (report.rows_in, report.rows_out) == (one.rows_in, one.rows_out)
+
+
+def test_the_c_hmac_and_the_python_hmac_give_the_standard_hmac_sha256():
+    messages = np.array([synthetic(random.Random(i)).encode() for i in range(50)], dtype="S10")
+    for key in (b"", b"k" * 32, b"x" * 64, b"long key " * 20):
+        expected = [hmac.digest(key, m, "sha256") for m in messages.tolist()]
+        assert [bytes(d) for d in Hasher(key, native=False).digests(messages)] == expected
+        if NATIVE_HMAC:
+            assert [bytes(d) for d in Hasher(key).digests(messages)] == expected
+
+
+def test_make_builds_the_c_hmac():
+    """`make` builds datasets/native where a C compiler and OpenSSL's headers are, as in CI."""
+    if not shutil.which("cc") and not shutil.which("gcc"):
+        pytest.skip("no C compiler here: jobs hash in Python")
+    assert NATIVE_HMAC, "datasets/native is not built: run `python -m datasets.native.build`"
+
+
+def test_a_portal_without_the_c_hmac_says_so_at_check(monkeypatch):
+    from datasets import apps, pipeline
+
+    monkeypatch.setattr(pipeline, "NATIVE_HMAC", False)
+    assert [m.id for m in apps.native_hmac_built()] == ["datasets.W001"]
+    monkeypatch.setattr(pipeline, "NATIVE_HMAC", True)
+    assert apps.native_hmac_built() == []
