@@ -46,8 +46,9 @@ OK, INVALID, TYPE1, NATIONAL = 0, 1, 2, 3
 REASON_STATUS = {"type1": TYPE1, "national": NATIONAL, "national_unchecked": NATIONAL}
 
 _QUOTE, _NEWLINE, _COMMA, _CR = 34, 10, 44, 13
-_WEIGHTS = np.array([10, 9, 8, 7, 6, 5, 4, 3, 2], dtype=np.int64)
+_WEIGHTS = np.array([10, 9, 8, 7, 6, 5, 4, 3, 2], dtype=np.float64)
 _POWERS = 10 ** np.arange(9, -1, -1, dtype=np.int64)
+_POWER_FLOATS = _POWERS.astype(np.float64)
 # The pseudonym: HMAC-SHA256 truncated to 128 bits, in hex (RFC 2104 allows truncation).
 CODE_LENGTH = 32
 _HEX = np.frombuffer(b"".join(f"{i:02x}".encode() for i in range(256)), dtype="S2")
@@ -462,11 +463,13 @@ def _nhs_ids(column: pa.ChunkedArray) -> np.ndarray:
         offsets, data = _string_buffers(array)
         rows = np.flatnonzero(np.diff(offsets) == 10)
         matrix = data[offsets[rows][:, None] + np.arange(10)]
-    digits = matrix.astype(np.int64) - 48
-    check = 11 - (digits[:, :9] @ _WEIGHTS) % 11
+    digits = matrix - np.uint8(48)  # a byte below "0" wraps past 9
+    # Products in floating point (BLAS): exact, as every sum is an integer below 2**53.
+    floats = digits.astype(np.float64)
+    check = 11 - (floats[:, :9] @ _WEIGHTS).astype(np.int64) % 11
     check[check == 11] = 0
-    valid = ((digits >= 0) & (digits <= 9)).all(axis=1) & (check == digits[:, 9])
-    values = np.where(valid, digits @ _POWERS, -1)
+    valid = (digits <= 9).all(axis=1) & (check == digits[:, 9])
+    values = np.where(valid, (floats @ _POWER_FLOATS).astype(np.int64), -1)
     if rows is None:
         ids = values
     else:
