@@ -279,8 +279,11 @@ def main() -> None:
         print(
             f"time per row grows {((t2 / r2) / (t1 / r1)):.2f}x from {r1:,} to {r2:,} rows (1.00 = linear)"
         )
+    from datasets.pipeline import NATIVE_HMAC
+
     print(
-        f"machine: {os.cpu_count()} cores; {WORKERS} worker processes; chunks of {int(os.environ.get('PHM_JOB_CHUNK_BYTES', 64 * 2**20)) // 2**20} MiB"
+        f"machine: {os.cpu_count()} cores; {WORKERS} worker processes; chunks of {int(os.environ.get('PHM_JOB_CHUNK_BYTES', 64 * 2**20)) // 2**20} MiB; "
+        f"HMAC {'in C over OpenSSL (datasets/native)' if NATIVE_HMAC else 'in Python (datasets/native not built)'}"
     )
     shutil.rmtree(var, ignore_errors=True)
 

@@ -5,14 +5,15 @@ caller decrypts the extract into `source` and encrypts what is written to `sink`
 no plaintext touches the disk here.
 
 Speed comes from three things:
-1. A vectorised structural scan (numpy) finds record boundaries, the file line
-   where each record starts, and each record's field count, honouring quoted
-   commas and newlines. pyarrow's own parser cannot report line numbers when
-   quoted newlines are allowed, and the report must name lines.
-2. pyarrow parses the good records of each block into string columns, and
-   pyarrow.compute does the generalisation and filtering column by column.
+1. Blocks end at record boundaries, and the report must name each bad record's
+   line (pyarrow's parser cannot say it when quoted newlines are allowed). Where
+   each line of a block is one record, two vectorised counts say so; otherwise a
+   structural scan (numpy) finds each record's start by quote parity.
+2. pyarrow parses each block into string columns, and pyarrow.compute does the
+   generalisation and filtering column by column.
 3. Each distinct NHS number is validated, looked up in the opt-out register and
-   hashed once per job (HMAC-SHA256 from precomputed inner and outer states).
+   hashed once per worker and job (HMAC-SHA256, in C where datasets.native is
+   built, else from precomputed inner and outer states in Python).
 """
 
 from __future__ import annotations
