@@ -265,8 +265,10 @@ class Block:
         return Block(data, self.first_line, data.count(b"\n"), self.lines[keep])
 
 
-def _records(arr: np.ndarray, first_line: int, *, quoted: bool):
-    """Return the start and end (its newline) of each record of whole records, and its line."""
+def _records(
+    arr: np.ndarray, first_line: int, *, quoted: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return where each record of whole records starts and ends (its newline), and its line."""
     newlines = np.flatnonzero(arr == _NEWLINE)
     if quoted:
         end_idx = np.flatnonzero(_quote_parity_at(arr, newlines) == 0)
@@ -293,7 +295,7 @@ def iter_blocks(
     """Yield blocks of whole records after the header.
 
     A record ends at a newline outside quotes. A block ends at its last newline when an
-    even number of quote marks come before it (two bytes counts, not a scan of each
+    even number of quote marks come before it (two byte counts, not a scan of each
     record); otherwise, and for the header, records are found by quote parity.
     """
     carry = b""
