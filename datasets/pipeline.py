@@ -214,18 +214,8 @@ class Block:
         if self.lines is not None:
             return self
         arr = np.frombuffer(self.data, dtype=np.uint8)
-        starts, ends, lines = _records(arr, self.first_line, quoted=b'"' in self.data)
-        lengths = ends - starts
-        blank = (lengths == 0) | ((lengths == 1) & (arr[np.maximum(ends - 1, 0)] == _CR))
-        keep = ~blank
-        if keep.all():
-            data = self.data
-        else:
-            data = b"".join(
-                self.data[int(s) : int(e) + 1]
-                for s, e in zip(starts[keep], ends[keep], strict=True)
-            )
-        return Block(data, self.first_line, self.newlines, lines[keep])
+        records = _records(arr, self.first_line, quoted=b'"' in self.data)
+        return _exact_block(self.data, self.first_line, self.newlines, *records)
 
     def one_record_per_line(self, records: int) -> bool:
         """Whether a block read as `records` records holds one record on each line.
@@ -263,6 +253,26 @@ class Block:
             self.data[int(a) : int(b) + 1] for a, b in zip(starts[keep], ends[keep], strict=True)
         )
         return Block(data, self.first_line, data.count(b"\n"), self.lines[keep])
+
+
+def _exact_block(
+    data: bytes,
+    first_line: int,
+    newlines: int,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    lines: np.ndarray,
+) -> Block:
+    """Return a block of `data`, whose records are known, less its blank records."""
+    lengths = ends - starts
+    arr = np.frombuffer(data, dtype=np.uint8)
+    blank = (lengths == 0) | ((lengths == 1) & (arr[np.maximum(ends - 1, 0)] == _CR))
+    keep = ~blank
+    if not keep.all():
+        data = b"".join(
+            data[int(s) : int(e) + 1] for s, e in zip(starts[keep], ends[keep], strict=True)
+        )
+    return Block(data, first_line, newlines, lines[keep])
 
 
 def _records(
@@ -341,7 +351,9 @@ def iter_blocks(
                 starts, ends, lines = starts[1:], ends[1:], lines[1:]
             if ends.size:
                 data = buf[first:cut]
-                yield Block(data, int(lines[0]), data.count(b"\n")).exact()
+                yield _exact_block(
+                    data, int(lines[0]), data.count(b"\n"), starts - first, ends - first, lines
+                )
             line += buf.count(b"\n", 0, cut)
         carry = buf[cut:]
         if progress is not None:
@@ -382,13 +394,6 @@ class Hasher:
         key = key.ljust(64, b"\0")
         self._inner = _sha256(bytes(b ^ 0x36 for b in key))
         self._outer = _sha256(bytes(b ^ 0x5C for b in key))
-
-    def digest(self, message: bytes) -> bytes:
-        inner = self._inner.copy()
-        inner.update(message)
-        outer = self._outer.copy()
-        outer.update(inner.digest())
-        return outer.digest()
 
     def digests(self, messages: np.ndarray) -> np.ndarray:
         """Return the digests of messages of one width (a numpy bytes array), one row each."""
