@@ -8,6 +8,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.exceptions import Throttled
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser
 from rest_framework.response import Response
@@ -16,6 +17,7 @@ from rest_framework.views import APIView
 from consent import fhir, permissions, selectors, services
 from consent.exports import type1_csv
 from consent.models import NationalOptOutCheck, Type1Event, Type1Request
+from consent.register_quota import RegisterQuotaExceeded
 from governance.models import Programme
 from phm_portal.errors import InvalidInput
 from phm_portal.rest import JSONParser, MultiPartParser
@@ -468,7 +470,9 @@ RegisterRequestSerializer = inline_serializer(
     "OptOutRegisterQuestion",
     {
         "data_flow": serializers.IntegerField(),
-        "nhs_numbers": serializers.ListField(child=serializers.CharField(), max_length=200_000),
+        "nhs_numbers": serializers.ListField(
+            child=serializers.CharField(), max_length=100_000, help_text="at most 100,000"
+        ),
     },
 )
 RegisterAnswerSerializer = inline_serializer(
@@ -504,18 +508,24 @@ RegisterAnswerSerializer = inline_serializer(
         ),
     },
 )
-MAX_REGISTER_NUMBERS = 200_000
+MAX_REGISTER_NUMBERS = 100_000  # API.md: 100,000 numbers in one call
 
 
 class OptOutRegisterCheck(APIView):
     parser_classes = [JSONParser]
 
-    @extend_schema(request=RegisterRequestSerializer, responses=RegisterAnswerSerializer)
+    @extend_schema(
+        request=RegisterRequestSerializer,
+        responses={200: RegisterAnswerSerializer, 429: OpenApiTypes.OBJECT},
+    )
     def post(self, request):
         """Which of these patients' data must be left out of this data flow, and why.
 
-        Validation is done by hand rather than by a serializer: 100,000 numbers must be
-        answered in well under two seconds.
+        A CSU admin learns the reasons of every patient; anyone else only those of
+        patients registered at their own practices, every other number answering as an
+        unknown one. Each person may ask about a quota of numbers an hour; beyond it,
+        429 with Retry-After. Validation is done by hand rather than by a serializer:
+        100,000 numbers must be answered in well under two seconds.
         """
         data = request.data if isinstance(request.data, dict) else {}
         flow_id = data.get("data_flow")
@@ -531,11 +541,19 @@ class OptOutRegisterCheck(APIView):
             raise InvalidInput("Give a non-empty list of NHS numbers.", field="nhs_numbers")
         if len(numbers) > MAX_REGISTER_NUMBERS:
             raise InvalidInput(
-                f"At most {MAX_REGISTER_NUMBERS} NHS numbers in one call.", field="nhs_numbers"
+                f"At most {MAX_REGISTER_NUMBERS:,} NHS numbers in one call; this one has "
+                f"{len(numbers):,}.",
+                field="nhs_numbers",
             )
-        result = services.opt_out_register_query(
-            actor=request.user, data_flow=flow, nhs_numbers=numbers
-        )
+        try:
+            result = services.opt_out_register_query(
+                actor=request.user,
+                data_flow=flow,
+                nhs_numbers=numbers,
+                practice_ids=permissions.register_practice_ids_for(request.user),
+            )
+        except RegisterQuotaExceeded as exc:
+            raise Throttled(wait=exc.retry_after, detail=exc.message) from exc
         national = None
         if result.national_check_id is not None:
             national = {

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 import io
 
 from consent import selectors
 from consent.models import Type1Event
+from phm_portal.lib import csv_safe
 
 
 def type1_csv(practice) -> tuple[str, int]:
@@ -14,7 +14,7 @@ def type1_csv(practice) -> tuple[str, int]:
     current = list(selectors.type1_current(practice))
     numbers = selectors.nhs_numbers_of(e.patient_id for e in current)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
+    writer = csv_safe.writer(out)
     writer.writerow(
         ["nhs_number", "status", "since", "code", "method", "recorded_at", "recorded_by"]
     )

@@ -37,6 +37,20 @@ def practices_of(user: User):
     return perms.organisations_of(user).filter(kind=Organisation.Kind.GP_PRACTICE)
 
 
+def register_practice_ids_for(user: User) -> list[int] | None:
+    """Return the GP practices whose patients' opt-out reasons the person may learn.
+
+    None means every patient's: a CSU admin (who sees everything) gets the register's
+    full answer. Anyone else learns reasons only for patients registered at the
+    practices whose opt-outs they look after (`practices_of`); the register answers
+    every other number exactly as it answers a number it has never seen, so asking
+    about numbers in bulk tells nobody about other practices' patients.
+    """
+    if user.is_authenticated and user.can("read_all"):
+        return None
+    return list(practices_of(user).values_list("pk", flat=True))
+
+
 def get_data_flow_for_user(user: User, pk: object) -> DataFlow:
     """Return the data flow if the person is a CSU admin or acts for one of its two parties.
 

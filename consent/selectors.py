@@ -89,6 +89,17 @@ def patient_ids_after(last_id: int, indexes: set[str]) -> dict[str, int]:
     return found
 
 
+def patient_indexes_registered_at(practice_ids: Sequence[int]) -> set[str]:
+    """Return the blind indexes of the patients registered at any of these practices."""
+    if not practice_ids:
+        return set()
+    return set(
+        Registration.objects.filter(practice_id__in=list(practice_ids))
+        .values_list("patient__nhs_index", flat=True)
+        .iterator(chunk_size=20_000)
+    )
+
+
 def patient_by_nhs_number(nhs_number: str) -> Patient | None:
     """Return the patient with this (normalised) NHS number, if the portal knows them."""
     return Patient.objects.filter(nhs_index=blind_index(nhs_number)).first()
@@ -366,8 +377,13 @@ class OptOutRegister:
     _type1_numbers: set[str] | None = None
     _type1_ids: np.ndarray | None = None
 
-    def reasons(self, numbers: Iterable[str]) -> dict[str, list[str]]:
-        """Return, for valid 10-digit numbers, the reasons each may not flow (none: absent)."""
+    def reasons(
+        self, numbers: Iterable[str], *, indexes: dict[str, str] | None = None
+    ) -> dict[str, list[str]]:
+        """Return, for valid 10-digit numbers, the reasons each may not flow (none: absent).
+
+        indexes: the numbers' blind indexes where the caller has them already.
+        """
         if not self.type1 and self.national is None:
             return {}  # nobody can be left out: no need to index a single number
         if self.national is None:
@@ -375,7 +391,7 @@ class OptOutRegister:
             # look-up, instead of a keyed blind index of every number asked about.
             opted_out = self._type1_plain()
             return {n: [REASON_TYPE1] for n in numbers if n in opted_out}
-        index_of = blind_indexer()
+        index_of = indexes.__getitem__ if indexes is not None else blind_indexer()
         reasons_of: dict[str, list[str]] = {}
         for number in numbers:
             index = index_of(number)
@@ -391,6 +407,31 @@ class OptOutRegister:
             if reasons:
                 reasons_of[number] = reasons
         return reasons_of
+
+    def unknown_reasons(self) -> list[str]:
+        """Return the reasons given for a valid number the portal has never seen."""
+        return [REASON_NATIONAL_UNCHECKED] if self.national is not None else []
+
+    def reasons_as_seen_by(
+        self, reasons_of: dict[str, list[str]], indexes: dict[str, str], practice_ids: Sequence[int]
+    ) -> dict[str, list[str]]:
+        """Return `reasons_of` with every patient not registered at these practices unknown.
+
+        indexes: {number: blind index} of every number asked about. A number of anyone
+        else gets exactly the answer of a number the portal has never seen: the same
+        reasons (or none), so neither another practice's Type 1, nor the national
+        opt-out, nor being in the programme's cohort shows through. The work is the same
+        whatever the answers (every number indexed, the practices' patients always
+        read), so neither does the time a call takes.
+        """
+        unknown = self.unknown_reasons()
+        mine = patient_indexes_registered_at(practice_ids)
+        out: dict[str, list[str]] = {}
+        for number, index in indexes.items():
+            reasons = reasons_of.get(number, []) if index in mine else unknown
+            if reasons:
+                out[number] = list(reasons)
+        return out
 
     def reasons_by_number(self, numbers: np.ndarray) -> dict[int, list[str]]:
         """The same as `reasons`, for valid NHS numbers given as integers (a job's).
@@ -478,11 +519,27 @@ def opt_out_register_for(*, data_flow: DataFlow) -> OptOutRegister:
     return OptOutRegister(result, type1, national)
 
 
-def opt_out_register_check(*, data_flow: DataFlow, nhs_numbers: Sequence[object]) -> RegisterResult:
-    """Return which of these patients' data may not flow on this data flow, and why."""
+def opt_out_register_check(
+    *,
+    data_flow: DataFlow,
+    nhs_numbers: Sequence[object],
+    practice_ids: Sequence[int] | None = None,
+) -> RegisterResult:
+    """Return which of these patients' data may not flow on this data flow, and why.
+
+    With practice_ids (permissions.register_practice_ids_for), only patients registered
+    at those practices are answered truly; every other number as an unknown one.
+    """
     register = opt_out_register_for(data_flow=data_flow)
     numbers = normalise_many(nhs_numbers)
-    reasons_of = register.reasons(set(numbers))
+    distinct = set(numbers)
+    if practice_ids is None:
+        reasons_of = register.reasons(distinct)
+    else:
+        index_of = blind_indexer()
+        indexes = {number: index_of(number) for number in distinct}
+        reasons_of = register.reasons(distinct, indexes=indexes)
+        reasons_of = register.reasons_as_seen_by(reasons_of, indexes, practice_ids)
     result = register.result
     result.excluded = sorted(reasons_of.items())
     result.allowed = sum(1 for n in numbers if n not in reasons_of)

@@ -37,6 +37,11 @@ from consent.models import (
     Type1Request,
 )
 from consent.numbers import normalise_fast
+from consent.register_quota import (
+    RegisterQuotaExceeded,
+    register_quota_give_back,
+    register_quota_take,
+)
 from governance.models import DataFlow, Programme, User
 from phm_portal.audit import audit_log
 from phm_portal.errors import InvalidInput, NotAllowedNow
@@ -518,7 +523,8 @@ def type1_request_submit(
             "Enter an email address, phone number or postal address.", field="contact"
         )
     today = timezone.localdate()
-    if date_of_birth > today or date_of_birth < today.replace(year=today.year - 130):
+    # January 1st, not today's day: 130 years before a 29 February has no 29 February.
+    if date_of_birth > today or date_of_birth < dt.date(today.year - 130, 1, 1):
         raise InvalidInput("Enter a real date of birth.", field="date_of_birth")
     number = nhs_number_clean(nhs_number) if (nhs_number or "").strip() else ""
     details = json.dumps(
@@ -815,10 +821,45 @@ def national_checks_purge_expired(*, today: dt.date | None = None) -> list[int]:
 
 # --- the register ------------------------------------------------------------------------
 def opt_out_register_query(
-    *, actor: User, data_flow: DataFlow, nhs_numbers: Sequence[object]
+    *,
+    actor: User,
+    data_flow: DataFlow,
+    nhs_numbers: Sequence[object],
+    practice_ids: Sequence[int] | None,
 ) -> selectors.RegisterResult:
-    """Answer the register for a flow (selectors.opt_out_register_check) and log the question."""
-    result = selectors.opt_out_register_check(data_flow=data_flow, nhs_numbers=nhs_numbers)
+    """Answer a person's question to the register for a flow, within their hourly quota.
+
+    1. Validate the numbers (400 naming the bad items): a typo costs no quota.
+    2. Count them against the person's hourly quota; over it, audit the refusal and
+       raise RegisterQuotaExceeded (429) before anything is looked up.
+    3. Answer (selectors.opt_out_register_check) for the patients of practice_ids only
+       (permissions.register_practice_ids_for; None: every patient); a refusal of the
+       flow (409) gives the numbers back.
+    4. Audit the question with counts only.
+    """
+    numbers = selectors.normalise_many(nhs_numbers)
+    try:
+        taken = register_quota_take(user=actor, count=len(numbers))
+    except RegisterQuotaExceeded as exc:
+        audit_log(
+            actor=actor,
+            action="opt_out_register.quota_exceeded",
+            obj=data_flow,
+            details={
+                "numbers": len(numbers),
+                "used": exc.used,
+                "quota": exc.quota,
+                "retry_after": exc.retry_after,
+            },
+        )
+        raise
+    try:
+        result = selectors.opt_out_register_check(
+            data_flow=data_flow, nhs_numbers=numbers, practice_ids=practice_ids
+        )
+    except NotAllowedNow:
+        register_quota_give_back(taken)
+        raise
     audit_log(
         actor=actor,
         action="opt_out_register.checked",
@@ -829,6 +870,7 @@ def opt_out_register_query(
             "excluded": result.counts,
             "national_check": result.national_check_id,
             "national_opt_out_exemption": result.national_exemption,
+            "only_patients_of_own_practices": practice_ids is not None,
         },
     )
     return result

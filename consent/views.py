@@ -21,6 +21,7 @@ from consent.models import NationalOptOutCheck, Patient, Type1Event, Type1Reques
 from governance.models import Organisation, Participation
 from phm_portal.errors import DomainError, NotAllowedNow
 from phm_portal.forms import add_service_error
+from phm_portal.lib.client import client_address
 
 NATIONAL_OPT_OUT_URL = "https://www.nhs.uk/your-nhs-data-matters/"
 NATIONAL_OPT_OUT_PHONE = "0300 3035678"
@@ -316,13 +317,6 @@ def type1_request_detail(request: HttpRequest, ods_code: str, reference: str) ->
 
 
 # --- the public practice page -----------------------------------------------------------------
-def _client(request: HttpRequest) -> str:
-    """Return the client's address, as the proxy in front reports it where there is one."""
-    if getattr(settings, "SECURE_PROXY_SSL_HEADER", None):
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[-1].strip()
-    return request.META.get("REMOTE_ADDR", "")
 
 
 def _public_practice(ods_code: str) -> Organisation:
@@ -341,7 +335,7 @@ def practice_public(request: HttpRequest, ods_code: str) -> HttpResponse:
     form = forms.PatientRequestForm(request.POST or None)
     status = 200
     if request.method == "POST":
-        if services.type1_request_rate_limited(client=_client(request)):
+        if services.type1_request_rate_limited(client=client_address(request)):
             return render(
                 request,
                 "consent/rate_limited.html",
@@ -444,7 +438,10 @@ def national_check(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         upload = request.FILES.get("returned")
         if upload is not None and upload.size > settings.PHM_OPT_OUT_FILE_MAX_BYTES:
-            form.add_error("returned", "The file is too large.")
+            form.add_error(
+                "returned",
+                f"The file is too large: the limit is {settings.PHM_OPT_OUT_FILE_MAX_BYTES} bytes.",
+            )
             status = 413
         elif form.is_valid():
             try:

@@ -31,6 +31,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from phm_portal.lib import csv_safe
+
 BLOCK_BYTES = 2 * 1024 * 1024  # small enough that a block's temporaries stay in the CPU's caches
 MAX_RECORD_BYTES = 1024 * 1024
 MAX_INVALID_REPORTED = 1000
@@ -54,8 +56,9 @@ _POWER_FLOATS = _POWERS.astype(np.float64)
 CODE_LENGTH = 32
 _HEX = np.frombuffer(b"".join(f"{i:02x}".encode() for i in range(256)), dtype="S2")
 _POSTCODE = r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$"
-_FORMULA_CHARS = pa.array(["=", "+", "-", "@", "\t", "\r"])
-_NUMBER = r"^[+-]?[0-9]+([.][0-9]+)?$"
+# What a spreadsheet could run as a formula: the one rule of phm_portal.lib.csv_safe.
+_FORMULA_CHARS = pa.array(list(csv_safe.FORMULA_FIRST_CHARS))
+_NUMBER = csv_safe.PLAIN_NUMBER
 
 
 class ExtractError(Exception):
@@ -852,7 +855,8 @@ class Pseudonymiser:
     def write(self, out: pa.Table, sink: BinaryIO) -> None:
         options = pcsv.WriteOptions(include_header=not self._wrote_header, quoting_style="needed")
         if not self._wrote_header:
-            out = out.rename_columns(self._out_header)
+            # The extract's own column names come out too: neutralised like its cells.
+            out = out.rename_columns([csv_safe.neutralise(c) for c in self._out_header])
             self._wrote_header = True
         pcsv.write_csv(out, sink, options)
 
@@ -860,11 +864,14 @@ class Pseudonymiser:
 _MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 _AGE_BANDS = pa.array([f"{low}-{low + 4}" for low in range(0, 90, 5)] + ["90+"])
 _RISKY_FIRST_BYTE = np.zeros(256, dtype=bool)  # by byte: may a formula start with it?
-_RISKY_FIRST_BYTE[[ord(c) for c in "=+-@\t\r"]] = True
+_RISKY_FIRST_BYTE[[ord(c) for c in csv_safe.FORMULA_FIRST_CHARS]] = True
 
 
 def _neutralise(column: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
-    """Prefix cells a spreadsheet would run as a formula with an apostrophe (numbers stay)."""
+    """Prefix cells a spreadsheet would run as a formula with an apostrophe (numbers stay).
+
+    The vectorised shape of csv_safe.neutralise (tested to agree with it).
+    """
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     offsets, data = _string_buffers(array)
     starts = offsets[:-1][np.diff(offsets) > 0]

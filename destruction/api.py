@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
@@ -174,14 +173,5 @@ class CertificateVerify(APIView):
         upload = request.FILES.get("file")
         if upload is None:
             raise ValidationError({"file": ["Attach the certificate PDF as the field `file`."]})
-        if upload.size > settings.PHM_CERTIFICATE_MAX_BYTES:
-            return Response(
-                {
-                    "file": [
-                        f"The file is larger than the limit of {settings.PHM_CERTIFICATE_MAX_BYTES:,} bytes."
-                    ]
-                },
-                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            )
-        data = upload.read()
-        return Response(selectors.certificate_verify(data=data).as_dict())
+        # Too large (413) or not a readable PDF (400) come back as domain errors naming `file`.
+        return Response(selectors.certificate_verify(data=upload.read()).as_dict())

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from django.conf import settings
 from django.db.models import QuerySet
 
 from destruction.models import Certificate, DestructionRun, SigningCertificate
 from governance.models import Organisation, Participation, Programme
-from phm_portal.lib import signing
-
-_SERIAL = re.compile(rb"PHM-DC-\d{4}-\d{6}")
+from phm_portal.errors import InvalidInput
+from phm_portal.lib import pdf_inspect, signing
 
 
 @dataclass
@@ -55,45 +54,52 @@ def portal_certificates() -> list[x509.Certificate]:
     ]
 
 
+class CertificateTooLarge(InvalidInput):
+    """The file to check is over PHM_CERTIFICATE_MAX_BYTES (413)."""
+
+    status_code = 413
+
+
 def certificate_verify(*, data: bytes) -> Verification:
     """Check a PDF: signed by this portal, unchanged, and a certificate the portal issued.
 
-    1. Validate the embedded signature (pyHanko) against the portal's certificates.
-    2. Find the certificate the portal issued with exactly these bytes; if there is none,
-       name the serial the document claims, for the person to follow up.
+    1. Refuse a file over the size limit (413) or one that is not a readable PDF (400,
+       naming the field `file`); the bytes are read in a limited child process.
+    2. Validate the embedded signature (pyHanko) against the portal's certificates.
+    3. Only for a signature that validates with the portal's key over the whole file, name
+       who signed and when, and find the certificate the portal issued with exactly these
+       bytes; then name its serial, programme and run. Nothing is named for any other file,
+       whatever serial its bytes claim.
     """
-    check = signing.check_pdf(data, portal_certificates())
+    limit = settings.PHM_CERTIFICATE_MAX_BYTES
+    if len(data) > limit:
+        raise CertificateTooLarge(
+            f"The file is larger than the limit of {limit:,} bytes.", field="file"
+        )
+    limits = pdf_inspect.Limits(
+        seconds=settings.PHM_CERTIFICATE_CHECK_SECONDS,
+        memory_mb=settings.PHM_CERTIFICATE_CHECK_MEMORY_MB,
+    )
+    try:
+        check = signing.check_pdf(data, portal_certificates(), limits=limits)
+    except signing.UnreadablePdf as exc:
+        raise InvalidInput(str(exc), field="file") from None
     result = Verification(
-        genuine=check.genuine,
-        unmodified=check.unmodified,
-        signed_by=check.signer_subject or None,
-        signed_at=check.signed_at,
-        reasons=list(check.reasons),
+        genuine=check.genuine, unmodified=check.unmodified, reasons=list(check.reasons)
     )
-    issued = Certificate.objects.select_related("programme").filter(
-        sha256=hashlib.sha256(data).hexdigest()
-    )
-    record = issued.first()
+    if not (check.genuine and check.unmodified):
+        return result
+    result.signed_by = check.signer_subject or None
+    result.signed_at = check.signed_at
+    record = Certificate.objects.select_related("programme").filter(sha256=_sha(data)).first()
     if record is None:
-        claimed = _SERIAL.search(data)
-        if claimed:
-            record = (
-                Certificate.objects.select_related("programme")
-                .filter(serial=claimed.group().decode())
-                .first()
-            )
-        if check.signed and check.genuine and check.unmodified:
-            result.reasons.append("This portal has no record of issuing this document.")
-        elif record is not None and not result.reasons:
-            result.reasons.append("The document differs from the certificate the portal issued.")
-    if record is not None:
-        result.serial = record.serial
-        result.programme = record.programme.slug
-        result.programme_name = record.programme.name
-        result.run = record.run_id
-    result.valid = bool(
-        check.genuine and check.unmodified and record is not None and record.sha256 == _sha(data)
-    )
+        result.reasons.append("This portal has no record of issuing this document.")
+        return result
+    result.serial = record.serial
+    result.programme = record.programme.slug
+    result.programme_name = record.programme.name
+    result.run = record.run_id
+    result.valid = True
     return result
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -150,11 +149,11 @@ def verify(request: HttpRequest) -> HttpResponse:
         if upload is None:
             error = "Choose the certificate PDF to check."
             status = 400
-        elif upload.size > settings.PHM_CERTIFICATE_MAX_BYTES:
-            error = f"The file is larger than the limit of {settings.PHM_CERTIFICATE_MAX_BYTES:,} bytes."
-            status = 413
         else:
-            result = selectors.certificate_verify(data=upload.read())
+            try:
+                result = selectors.certificate_verify(data=upload.read())
+            except DomainError as exc:  # too large, or not a readable PDF
+                error, status = exc.message, exc.status_code
     return render(
         request, "destruction/verify.html", {"result": result, "error": error}, status=status
     )

@@ -42,6 +42,95 @@ class User(AbstractUser):
         return self.is_active and capability in ROLE_CAPABILITIES.get(self.role, ())
 
 
+class ApiToken(models.Model):
+    """A key to the REST API (`Authorization: Token <key>`), kept only as its SHA-256.
+
+    It works until `expires_at`, and only while its holder's password and second factor
+    are those it was issued under (`credentials_stamp`); one issued without a confirmed
+    one-time code does not work for someone who needs one (`refusal`).
+    """
+
+    KEY_PREFIX = "phm_"  # lets secret scanners and people recognise a portal token
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=12, help_text="The key's first characters, shown.")
+    digest = models.CharField(max_length=64, unique=True)  # every API request looks this up
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    second_factor = models.BooleanField(
+        default=False, help_text="Issued after a one-time code was confirmed."
+    )
+    credentials_stamp = models.CharField(max_length=64)
+
+    class Meta:
+        indexes = [
+            # A person's tokens, newest first: their tokens page and GET /api/v1/auth/tokens/.
+            models.Index(fields=["user", "-created_at"], name="apitoken_user_created"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(expires_at__gt=models.F("created_at")),
+                name="apitoken_expires_after_creation",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… of {self.user.username}"
+
+    @staticmethod
+    def digest_of(key: str) -> str:
+        """Return what is stored of a key (the key is 256 random bits: a plain hash will do)."""
+        import hashlib
+
+        return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+    @staticmethod
+    def credentials_stamp_of(user: User) -> str:
+        """Return a keyed hash of the person's password hash and confirmed authenticators.
+
+        Any new password (page, set-password link, admin, shell) or a second factor set
+        up or reset changes it, so the tokens issued before stop working.
+        """
+        from django.utils.crypto import salted_hmac
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        devices = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("pk")
+        value = "\n".join([user.password, *(f"{d.pk}:{d.key}" for d in devices)])
+        return salted_hmac(
+            "governance.ApiToken.credentials_stamp", value, algorithm="sha256"
+        ).hexdigest()
+
+    def refusal(self, *, now: dt.datetime, stamp: str | None = None) -> str | None:
+        """Return why this token does not work now, or None when it does.
+
+        `stamp` is the holder's present credentials_stamp_of, when already known.
+        """
+        from django.utils.crypto import constant_time_compare
+
+        from phm_portal.signin import needs_second_factor
+
+        user = self.user
+        if now >= self.expires_at:
+            return "This token has expired: ask for a new one (POST /api/v1/auth/token/)."
+        if not user.is_active:
+            return "This token's account is disabled."
+        if stamp is None:
+            stamp = self.credentials_stamp_of(user)
+        if not constant_time_compare(self.credentials_stamp, stamp):
+            return (
+                "This token no longer works: the password or second factor of its account "
+                "changed after it was issued. Ask for a new one."
+            )
+        if needs_second_factor(user) and not self.second_factor:
+            return (
+                "This token was issued without a one-time code, which this account now needs: "
+                "ask for a new one with a current code in 'otp'."
+            )
+        return None
+
+
 class Organisation(models.Model):
     class Kind(models.TextChoices):
         GP_PRACTICE = "gp_practice", "GP practice"

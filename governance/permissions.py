@@ -7,7 +7,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 from guardian.shortcuts import assign_perm, get_objects_for_user, remove_perm
 
-from governance.models import DataFlow, Organisation, Programme, User
+from governance.models import ApiToken, DataFlow, Organisation, Programme, User
 
 MEMBER_PERM = "governance.act_for_organisation"
 
@@ -62,6 +62,20 @@ def require(user: User, capability: str) -> None:
     if not user.can(capability):
         label = CAPABILITY_LABELS.get(capability, capability).lower()
         raise PermissionDenied(f"Your role ({user.get_role_display()}) may not {label}.")
+
+
+def get_api_token_for_user(user: User, token_id: object) -> ApiToken:
+    """Return one of the person's own API tokens; anyone else's (any role) is a 404."""
+    try:
+        pk = int(str(token_id))
+    except ValueError:
+        raise Http404("No such token.") from None
+    if not 0 < pk < 2**63:  # beyond what a database integer holds: no such row
+        raise Http404("No such token.")
+    token = ApiToken.objects.filter(pk=pk, user_id=user.pk).select_related("user").first()
+    if token is None or not user.is_authenticated:
+        raise Http404("No such token.")
+    return token
 
 
 def organisations_of(user: User) -> QuerySet[Organisation]:

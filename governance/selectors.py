@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-import csv
 import io
 
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import dateformat, timezone
 
 from governance import permissions
-from governance.models import DataFlow, Organisation, Participation, Programme, User
+from governance.models import ApiToken, DataFlow, Organisation, Participation, Programme, User
+from phm_portal.lib import csv_safe
 from phm_portal.models import AuditEvent
+
+
+def api_tokens_live(*, user: User) -> list[ApiToken]:
+    """Return the person's API tokens that work now (ApiToken.refusal), newest first."""
+    now = timezone.now()
+    stamp = ApiToken.credentials_stamp_of(user)
+    tokens = ApiToken.objects.filter(user=user, expires_at__gt=now).select_related("user")
+    return [
+        t for t in tokens.order_by("-created_at", "-pk") if t.refusal(now=now, stamp=stamp) is None
+    ]
 
 
 def organisation_search(query: str) -> QuerySet[Organisation]:
@@ -366,7 +376,7 @@ def record_of_processing(organisation: Organisation) -> dict:
 def record_of_processing_csv(record: dict) -> str:
     """Return the record as CSV: one row per processing activity, lists joined by "; "."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=ROPA_CSV_COLUMNS, lineterminator="\r\n")
+    writer = csv_safe.DictWriter(out, fieldnames=ROPA_CSV_COLUMNS)
     writer.writeheader()
     controller, dpo = record["controller"], record["data_protection_officer"]
     for a in record["activities"]:

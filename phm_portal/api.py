@@ -9,8 +9,10 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, permissions, serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from phm_portal import audit_checkpoints
 from phm_portal.audit import audit_verify
 from phm_portal.models import AuditEvent
 
@@ -88,11 +90,27 @@ class AuditVerify(APIView):
                 "events": serializers.IntegerField(),
                 "first_bad_seq": serializers.IntegerField(allow_null=True),
                 "reason": serializers.CharField(),
+                "append_only": serializers.BooleanField(),
+                "checkpoints": serializers.IntegerField(),
+                "checkpoint": inline_serializer(
+                    "AuditCheckpointRef",
+                    {
+                        "name": serializers.CharField(),
+                        "seq": serializers.IntegerField(),
+                        "at": serializers.DateTimeField(),
+                    },
+                    allow_null=True,
+                ),
+                "checkpoint_problems": inline_serializer(
+                    "AuditCheckpointProblem",
+                    {"checkpoint": serializers.CharField(), "problem": serializers.CharField()},
+                    many=True,
+                ),
             },
         )
     )
     def get(self, request):
-        """Recompute the hash chain and report the first broken link."""
+        """Check the hash chain and every signed checkpoint; name the first event that differs."""
         report = audit_verify()
         return Response(
             {
@@ -100,5 +118,66 @@ class AuditVerify(APIView):
                 "events": report.events,
                 "first_bad_seq": report.first_bad_seq,
                 "reason": report.reason,
+                "append_only": report.append_only,
+                "checkpoints": report.checkpoints,
+                "checkpoint": report.checkpoint,
+                "checkpoint_problems": list(report.checkpoint_problems),
             }
         )
+
+
+_CHECKPOINT = inline_serializer(
+    "AuditCheckpoint",
+    {
+        "name": serializers.CharField(),
+        "usable": serializers.BooleanField(),
+        "problem": serializers.CharField(),
+        "format": serializers.CharField(),
+        "seq": serializers.IntegerField(),
+        "hash": serializers.CharField(),
+        "at": serializers.DateTimeField(),
+        "reason": serializers.CharField(),
+        "from_seq": serializers.IntegerField(),
+        "hashes_sha256": serializers.CharField(),
+        "certificate_fingerprint": serializers.CharField(),
+        "signature": serializers.DictField(),
+    },
+    many=True,
+)
+
+
+class AuditCheckpointList(APIView):
+    """The signed checkpoints of the audit chain, newest first: each statement and signature."""
+
+    permission_classes = [CanReadAudit]
+
+    @extend_schema(
+        responses=inline_serializer(
+            "PaginatedAuditCheckpointList",
+            {
+                "count": serializers.IntegerField(),
+                "next": serializers.URLField(allow_null=True),
+                "previous": serializers.URLField(allow_null=True),
+                "results": _CHECKPOINT,
+            },
+        )
+    )
+    def get(self, request):
+        paginator = api_settings.DEFAULT_PAGINATION_CLASS()
+        names = list(reversed(audit_checkpoints.checkpoint_names()))
+        page = paginator.paginate_queryset(names, request, view=self)
+        trusted = audit_checkpoints.trusted_certificates() if page else {}
+        items = []
+        for name in page:
+            try:
+                checkpoint = audit_checkpoints.checkpoint_read(name)
+            except audit_checkpoints.CheckpointUnusable as exc:
+                items.append({"name": name, "usable": False, "problem": str(exc)})
+                continue
+            try:
+                audit_checkpoints.checkpoint_check(checkpoint, trusted)
+                usable, problem = True, ""
+            except audit_checkpoints.CheckpointUnusable as exc:
+                usable, problem = False, str(exc)
+            items.append({**checkpoint.summary(), "usable": usable, "problem": problem})
+        return paginator.get_paginated_response(items)

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
+from phm_portal import audit_checkpoints
+from phm_portal.errors import NotAllowedNow
 from phm_portal.models import AuditChainHead, AuditEvent
 
 GENESIS_HASH = "0" * 64
 SYSTEM_ACTOR = "system"
+CHECKPOINT_ACTION = "audit.checkpoint_taken"
+# The migration that makes the append-only trigger owns its SQL and the triggers' names.
+_GUARD = importlib.import_module("phm_portal.migrations.0003_audit_events_append_only")
 
 
 def _actor_name(actor: Any) -> str:
@@ -55,6 +61,21 @@ def event_hash(
         default=str,
     )
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def stored_event_hash(event: AuditEvent, *, prev_hash: str) -> str:
+    """Return the hash a stored event must carry when it follows prev_hash."""
+    return event_hash(
+        prev_hash=prev_hash,
+        seq=event.seq,
+        at=event.at.isoformat(),
+        actor=event.actor,
+        action=event.action,
+        object_type=event.object_type,
+        object_id=event.object_id,
+        object_repr=event.object_repr,
+        details=event.details,
+    )
 
 
 def audit_log(
@@ -124,9 +145,78 @@ class ChainReport:
     events: int
     first_bad_seq: int | None
     reason: str = ""
+    append_only: bool = True
+    checkpoints: int = 0
+    checkpoint: dict | None = None
+    checkpoint_problems: tuple[dict, ...] = ()
 
 
 def audit_verify() -> ChainReport:
+    """Check the audit log: its chain, its append-only guard, and every signed checkpoint.
+
+    1. Recompute every link (catches an event changed without hashing the chain again).
+    2. Check the database still refuses UPDATE and DELETE of events.
+    3. Check each checkpoint file is signed by the portal and that every event it signed
+       still has the hash it signed (catches a rewrite hashed again, and events removed),
+       and that no checkpoint the log records taking has gone.
+    The first event that differs, by either check, is named.
+    """
+    chain = audit_chain_verify()
+    differences: list[tuple[int, str]] = []
+    if chain.first_bad_seq is not None:
+        differences.append((chain.first_bad_seq, chain.reason))
+    problems: list[dict] = []
+    usable = 0
+    latest: audit_checkpoints.Checkpoint | None = None
+    names = audit_checkpoints.checkpoint_names()
+    trusted = audit_checkpoints.trusted_certificates() if names else {}
+    for name in names:
+        try:
+            checkpoint = audit_checkpoints.checkpoint_read(name)
+            audit_checkpoints.checkpoint_check(checkpoint, trusted)
+        except audit_checkpoints.CheckpointUnusable as exc:
+            problems.append({"checkpoint": name, "problem": str(exc)})
+            continue
+        usable += 1
+        if latest is None or checkpoint.seq >= latest.seq:
+            latest = checkpoint
+        difference = audit_checkpoints.checkpoint_first_difference(checkpoint)
+        if difference is not None:
+            differences.append(difference)
+    present = set(names)
+    for event in AuditEvent.objects.filter(action=CHECKPOINT_ACTION).only("seq", "details"):
+        name = event.details.get("checkpoint") if isinstance(event.details, dict) else None
+        if name not in present:
+            problems.append(
+                {
+                    "checkpoint": name,
+                    "problem": f"it is missing from the checkpoint folder (event {event.seq} "
+                    "records taking it)",
+                }
+            )
+    append_only = audit_guard_in_place()
+    first_bad_seq, reason = min(differences) if differences else (None, "")
+    if not reason and problems:
+        reason = f"checkpoint {problems[0]['checkpoint']}: {problems[0]['problem']}"
+    if not reason and not append_only:
+        reason = "the database no longer refuses changes to audit events (its trigger is gone)"
+    return ChainReport(
+        valid=not differences and not problems and append_only,
+        events=chain.events,
+        first_bad_seq=first_bad_seq,
+        reason=reason,
+        append_only=append_only,
+        checkpoints=usable,
+        checkpoint=(
+            {"name": latest.name, "seq": latest.seq, "at": latest.statement["at"]}
+            if latest
+            else None
+        ),
+        checkpoint_problems=tuple(problems),
+    )
+
+
+def audit_chain_verify() -> ChainReport:
     """Recompute every link; report the first event whose hash or order is wrong."""
     prev = GENESIS_HASH
     expected_seq = 1
@@ -137,17 +227,7 @@ def audit_verify() -> ChainReport:
             return ChainReport(False, count, expected_seq, f"event {expected_seq} is missing")
         if event.prev_hash != prev:
             return ChainReport(False, count, event.seq, "it does not link to the previous event")
-        digest = event_hash(
-            prev_hash=prev,
-            seq=event.seq,
-            at=event.at.isoformat(),
-            actor=event.actor,
-            action=event.action,
-            object_type=event.object_type,
-            object_id=event.object_id,
-            object_repr=event.object_repr,
-            details=event.details,
-        )
+        digest = stored_event_hash(event, prev_hash=prev)
         if digest != event.hash:
             return ChainReport(False, count, event.seq, "its content does not match its hash")
         prev = event.hash
@@ -156,3 +236,79 @@ def audit_verify() -> ChainReport:
     if head is not None and (head.last_seq != count or head.last_hash != prev):
         return ChainReport(False, count, count + 1, "events after the last one were removed")
     return ChainReport(True, count, None)
+
+
+def audit_guard_in_place() -> bool:
+    """Return whether the migration's append-only triggers on audit events are there and on."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'trigger' "
+                "AND tbl_name = 'phm_portal_auditevent' AND name IN (%s, %s)",
+                _GUARD.SQLITE_TRIGGERS,
+            )
+            return sorted(row[0] for row in cursor.fetchall()) == sorted(_GUARD.SQLITE_CREATE)
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT count(*) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
+                "WHERE t.tgrelid = 'phm_portal_auditevent'::regclass AND t.tgname IN (%s, %s) "
+                "AND t.tgenabled <> 'D' AND p.prosrc LIKE %s",
+                [*_GUARD.POSTGRESQL_TRIGGERS, f"%{_GUARD.MESSAGE}%"],
+            )
+            return cursor.fetchone()[0] == len(_GUARD.POSTGRESQL_TRIGGERS)
+    return False
+
+
+def audit_checkpoint_take(*, reason: str) -> str:
+    """Sign the chain as it is now into a new checkpoint file outside the database; return its name.
+
+    1. Read the chain head, and the hash of every event since the newest checkpoint file.
+    2. Refuse if those events do not reach the head: a broken chain is never signed.
+    3. Sign with the portal's key and write the file (atomically, never replacing one).
+    4. Record the checkpoint in the log, so a checkpoint file removed later is noticed.
+    """
+    # Imported here: the destruction app owns the signing key, and imports this module.
+    from destruction.services.keys import signing_identity
+
+    head = AuditChainHead.objects.filter(singleton=1).first() or AuditChainHead(singleton=1)
+    earlier = [
+        audit_checkpoints.name_seq(name)
+        for name in audit_checkpoints.checkpoint_names()
+        if audit_checkpoints.name_seq(name) <= head.last_seq
+    ]
+    from_seq = max(earlier, default=0)
+    rows = list(
+        AuditEvent.objects.filter(seq__gt=from_seq, seq__lte=head.last_seq)
+        .order_by("seq")
+        .values_list("seq", "hash")
+    )
+    if [seq for seq, _ in rows] != list(range(from_seq + 1, head.last_seq + 1)) or (
+        rows and rows[-1][1] != head.last_hash
+    ):
+        raise NotAllowedNow(
+            "The audit chain does not reach its head: no checkpoint is signed over a broken "
+            "chain. Run `python manage.py verify_audit` to see where it breaks."
+        )
+    identity = signing_identity()
+    document = audit_checkpoints.checkpoint_document(
+        seq=head.last_seq,
+        head_hash=head.last_hash,
+        from_seq=from_seq,
+        hashes=[digest for _, digest in rows],
+        reason=reason,
+        at=timezone.now(),
+        identity=identity,
+    )
+    name = audit_checkpoints.checkpoint_write(document)
+    audit_log(
+        actor=None,
+        action=CHECKPOINT_ACTION,
+        details={
+            "checkpoint": name,
+            "seq": head.last_seq,
+            "hash": head.last_hash,
+            "reason": reason,
+            "certificate": identity.fingerprint,
+        },
+    )
+    return name

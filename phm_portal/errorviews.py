@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from phm_portal.lib.upload_checks import UnsafeFileName
+from phm_portal.lib.upload_handlers import UploadTooLarge
 from phm_portal.middleware import database_unavailable_response, is_database_unavailable
 
 
@@ -19,10 +20,11 @@ def _is_api(request: HttpRequest) -> bool:
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     # Only our own upload refusal is worded for people; other 400s here (a forged host,
     # too many fields) keep their reason out of the answer.
-    reason = str(exception) if isinstance(exception, UnsafeFileName) else ""
+    reason = str(exception) if isinstance(exception, (UnsafeFileName, UploadTooLarge)) else ""
+    status = exception.status_code if isinstance(exception, UploadTooLarge) else 400
     if _is_api(request):
-        return JsonResponse({"detail": reason or "Bad request."}, status=400)
-    return render(request, "400.html", {"reason": reason}, status=400)
+        return JsonResponse({"detail": reason or "Bad request."}, status=status)
+    return render(request, "400.html", {"reason": reason}, status=status)
 
 
 def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

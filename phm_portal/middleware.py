@@ -12,7 +12,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.urls import reverse
+from rest_framework.exceptions import AuthenticationFailed
 
+from phm_portal.authentication import KEYWORD as TOKEN_KEYWORD
+from phm_portal.authentication import authenticate_header
 from phm_portal.lib.upload_checks import parse_file_upload_strictly
 from phm_portal.signin import has_second_factor, needs_second_factor
 
@@ -65,6 +68,10 @@ class DatabaseUnavailableMiddleware:
 class SecondFactorMiddleware:
     """Until a CSU admin or DPO has confirmed a one-time code, they may only set one up,
     confirm one or sign out (PHM_REQUIRE_2FA). Sits after django-otp's OTPMiddleware.
+
+    On the API, such a request passes only with an API token that works now (read as the
+    API reads it: phm_portal.authentication); any other Authorization header is a 401,
+    none a 403. The API's VerifiedSessionAuthentication refuses the session too.
     """
 
     EXEMPT_NAMES = ("two-factor-setup", "two-factor-verify", "logout", "login", "health")
@@ -97,8 +104,15 @@ class SecondFactorMiddleware:
         if not needs_second_factor(user) or user.is_verified():
             return None
         if path.startswith("/api/v1/"):
-            if request.META.get("HTTP_AUTHORIZATION"):
-                return None  # token authentication: tokens are only given with a code
+            # Not the mere presence of a header: only a token that works now lets the API
+            # act as the token's holder; any other header is refused, never the session.
+            try:
+                if authenticate_header(request) is not None:
+                    return None
+            except AuthenticationFailed as exc:
+                response = JsonResponse({"detail": str(exc.detail)}, status=401)
+                response["WWW-Authenticate"] = TOKEN_KEYWORD
+                return response
             return JsonResponse(
                 {
                     "detail": "Two-factor authentication is required: confirm a one-time "

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 
 from phm_portal.errors import DomainError
 from phm_portal.lib.upload_checks import StrictMultiPartParser, UnsafeFileName
+from phm_portal.lib.upload_handlers import UploadTooLarge
 
 
 class Pagination(PageNumberPagination):
@@ -57,6 +58,8 @@ class MultiPartParser(parsers.MultiPartParser):
             return parsers.DataAndFiles(*parser.parse())
         except UnsafeFileName as exc:
             raise exceptions.ParseError(str(exc)) from exc
+        except UploadTooLarge:
+            raise  # a 413 (exception_handler), not a parse error
         except MultiPartParserError as exc:
             raise exceptions.ParseError(f"Multipart form parse error - {exc}") from exc
 
@@ -69,6 +72,8 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         if exc.details is not None:
             body["details"] = exc.details
         return Response(body, status=exc.status_code)
+    if isinstance(exc, UploadTooLarge):
+        return Response({"detail": str(exc)}, status=exc.status_code)
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

@@ -81,6 +81,19 @@ if PHM_NATIONAL_OPT_OUT_DAYS < 1:
     raise ImproperlyConfigured("PHM_NATIONAL_OPT_OUT_DAYS must be at least 1.")
 # Patients' online Type 1 requests accepted per client per hour (the public form).
 PHM_OPT_OUT_REQUESTS_PER_HOUR = env_int("PHM_OPT_OUT_REQUESTS_PER_HOUR", 10)
+# NHS numbers one person may ask the opt-out register about per hour (POST
+# /api/v1/opt-outs/check/; 429 with Retry-After beyond). Anyone but a CSU admin: two
+# checks of the largest practice's whole list (~100,000 patients). CSU admins: a whole
+# ICS population (~1.2 million) with room for a second look at part of it.
+PHM_REGISTER_CHECK_NUMBERS_PER_HOUR = env_int("PHM_REGISTER_CHECK_NUMBERS_PER_HOUR", 200_000)
+PHM_REGISTER_CHECK_ADMIN_NUMBERS_PER_HOUR = env_int(
+    "PHM_REGISTER_CHECK_ADMIN_NUMBERS_PER_HOUR", 2_000_000
+)
+if PHM_REGISTER_CHECK_NUMBERS_PER_HOUR < 1 or PHM_REGISTER_CHECK_ADMIN_NUMBERS_PER_HOUR < 1:
+    raise ImproperlyConfigured(
+        "PHM_REGISTER_CHECK_NUMBERS_PER_HOUR and PHM_REGISTER_CHECK_ADMIN_NUMBERS_PER_HOUR "
+        "must be at least 1."
+    )
 # The largest Type 1 or national opt-out file accepted (413 above).
 PHM_OPT_OUT_FILE_MAX_BYTES = env_int("PHM_OPT_OUT_FILE_MAX_BYTES", 20 * 1024 * 1024)
 # Wraps every file's data key and every programme's pseudonymisation key (datasets).
@@ -104,7 +117,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -211,42 +223,35 @@ SESSION_SAVE_EVERY_REQUEST = True  # the age above counts from the last request:
 
 DEMO_PASSWORD = env_secret("DEMO_PASSWORD") or "phm-demo-2026"
 
-# Repeated failed sign-ins (pages and POST /api/v1/auth/token/) lock out for a while
-# (django-axes); failures and lockouts are audit events.
-AXES_FAILURE_LIMIT = env_int("PHM_LOGIN_FAILURE_LIMIT", 5)
-if AXES_FAILURE_LIMIT < 1:
+# Repeated failed sign-ins (pages and POST /api/v1/auth/token/) lock an account out at
+# the client's address for a while (django-axes; the policy is in phm_portal.signin);
+# failures, lockouts and attacks are audit events.
+PHM_LOGIN_FAILURE_LIMIT = env_int("PHM_LOGIN_FAILURE_LIMIT", 5)
+if PHM_LOGIN_FAILURE_LIMIT < 1:
     raise ImproperlyConfigured("PHM_LOGIN_FAILURE_LIMIT must be at least 1.")
+# Failures on one account from all addresses (on all accounts from one address) within
+# the lockout window that put it under attack: addresses the account has not signed in
+# from lately get one try, and the CSU admins are told.
+PHM_LOGIN_ACCOUNT_FAILURE_LIMIT = env_int("PHM_LOGIN_ACCOUNT_FAILURE_LIMIT", 10)
+PHM_LOGIN_ADDRESS_FAILURE_LIMIT = env_int("PHM_LOGIN_ADDRESS_FAILURE_LIMIT", 20)
+for _name in ("PHM_LOGIN_ACCOUNT_FAILURE_LIMIT", "PHM_LOGIN_ADDRESS_FAILURE_LIMIT"):
+    if globals()[_name] < PHM_LOGIN_FAILURE_LIMIT:
+        raise ImproperlyConfigured(f"{_name} must be at least PHM_LOGIN_FAILURE_LIMIT.")
 _lockout_minutes = env_int("PHM_LOGIN_LOCKOUT_MINUTES", 15)
 if _lockout_minutes < 1:
     raise ImproperlyConfigured("PHM_LOGIN_LOCKOUT_MINUTES must be at least 1.")
 AXES_COOLOFF_TIME = timedelta(minutes=_lockout_minutes)
-# What is locked: "username" (the account, from any client), "ip_address" (the client,
-# for any account) or "username+ip_address" (that account from that client); several
-# comma-separated lock on each.
-_LOCKOUT_KINDS = {
-    "username": "username",
-    "ip_address": "ip_address",
-    "username+ip_address": ["username", "ip_address"],
-}
-AXES_LOCKOUT_PARAMETERS = []
-for _kind in env_list("PHM_LOGIN_LOCKOUT_BY", ["username", "ip_address"]):
-    if _kind not in _LOCKOUT_KINDS:
-        raise ImproperlyConfigured(
-            f"PHM_LOGIN_LOCKOUT_BY must list username, ip_address or username+ip_address; "
-            f"got {_kind!r}"
-        )
-    AXES_LOCKOUT_PARAMETERS.append(_LOCKOUT_KINDS[_kind])
-if not AXES_LOCKOUT_PARAMETERS:
+AXES_FAILURE_LIMIT = "phm_portal.signin.failure_limit"
+# That account from that client only: locking an account from any client (or a client
+# for any account, when staff share an address) let a stranger lock staff out.
+if env_str("PHM_LOGIN_LOCKOUT_BY") not in (None, "username+ip_address"):
     raise ImproperlyConfigured(
-        "PHM_LOGIN_LOCKOUT_BY must name at least one of username, ip_address."
+        "PHM_LOGIN_LOCKOUT_BY is no longer read: sign-ins are always locked per account "
+        "and client address, so that nobody elsewhere can lock staff out. Remove it."
     )
-# Leaving out the client's address is the operator's choice (say, many staff behind one
-# address): django-axes's warning about it is then silenced, not a deployment failure.
-SILENCED_SYSTEM_CHECKS = (
-    []
-    if any("ip_address" in ([k] if isinstance(k, str) else k) for k in AXES_LOCKOUT_PARAMETERS)
-    else ["axes.W006"]
-)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "phm_portal.lib.client.client_address"
+AXES_USERNAME_CALLABLE = "phm_portal.signin.sign_in_username"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "phm_portal.signin.lockout_response"
 AXES_VERBOSE = False
@@ -256,6 +261,11 @@ AXES_VERBOSE = False
 PHM_REQUIRE_2FA = env_bool("PHM_REQUIRE_2FA", not DEMO_MODE)
 PHM_2FA_ROLES = ("csu_admin", "dpo")
 OTP_TOTP_ISSUER = "PHM governance portal"
+# An API token (POST /api/v1/auth/token/) works for this many hours, then a new one is asked
+# for; it dies sooner when its holder's password or second factor changes, or is revoked.
+PHM_API_TOKEN_HOURS = env_int("PHM_API_TOKEN_HOURS", 12)
+if PHM_API_TOKEN_HOURS < 1:
+    raise ImproperlyConfigured("PHM_API_TOKEN_HOURS must be at least 1.")
 
 # --- Cache (rate limits, cached public pages) ---------------------------------
 # Shared by every process of one machine (file-based) unless CACHE_URL names Redis,
@@ -322,6 +332,10 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Behind the portal's TLS proxy: the client's address (sign-in lockouts, rate limits) is
+# the last X-Forwarded-For entry, whatever DEBUG is (phm_portal.lib.client), and, with
+# DEBUG off, X-Forwarded-Proto says whether the client used HTTPS.
+PHM_BEHIND_TLS_PROXY = env_bool("PHM_BEHIND_TLS_PROXY", False)
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("PHM_SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = env_int("PHM_HSTS_SECONDS", 31536000)
@@ -329,16 +343,15 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    if env_bool("PHM_BEHIND_TLS_PROXY", False):
+    if PHM_BEHIND_TLS_PROXY:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-        # The client's address is the last one the proxy adds (sign-in lockouts by address).
-        AXES_IPWARE_PROXY_COUNT = 1
 
 # --- REST API -----------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        # Our own: hashed tokens that expire, and sessions only with the second factor.
+        "phm_portal.authentication.ApiTokenAuthentication",
+        "phm_portal.authentication.VerifiedSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "phm_portal.rest.Pagination",
@@ -433,6 +446,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "datasets.tasks.jobs_resend_queued",
         "schedule": env_int("PHM_JOB_RESEND_SECONDS", 60),
     },
+    # A signed checkpoint of the audit chain, outside the database (also after each destruction).
+    "audit-checkpoint": {
+        "task": "phm_portal.tasks.audit_checkpoint",
+        "schedule": env_int("PHM_AUDIT_CHECKPOINT_SECONDS", 24 * 3600),
+    },
 }
 
 # --- Datasets ------------------------------------------------------------------
@@ -460,6 +478,30 @@ PHM_DESTRUCTION_LEASE_SECONDS = env_int("PHM_DESTRUCTION_LEASE_SECONDS", 300)
 PHM_DESTRUCTION_REMINDER_DAYS = env_int("PHM_DESTRUCTION_REMINDER_DAYS", 7)
 # The largest PDF the verify page and API accept.
 PHM_CERTIFICATE_MAX_BYTES = env_int("PHM_CERTIFICATE_MAX_BYTES", 10 * 1024 * 1024)
+# An uploaded PDF is read in a child process with these limits (wall-clock and CPU seconds,
+# megabytes of address space); a portal certificate needs well under a second and 128 MB.
+PHM_CERTIFICATE_CHECK_SECONDS = env_int("PHM_CERTIFICATE_CHECK_SECONDS", 5)
+PHM_CERTIFICATE_CHECK_MEMORY_MB = env_int("PHM_CERTIFICATE_CHECK_MEMORY_MB", 256)
+
+# --- Audit log -------------------------------------------------------------------------
+# Signed checkpoints of the audit chain, one JSON file each, outside the database: point
+# this at write-once storage (object lock, WORM mount) that the database's owner cannot
+# rewrite.
+PHM_AUDIT_CHECKPOINT_DIR = Path(
+    env_str("PHM_AUDIT_CHECKPOINT_DIR") or VAR_DIR / "audit-checkpoints"
+)
+
+# --- Uploads -------------------------------------------------------------------------
+# Every upload is held in memory only, never written to disk in clear (a Type 1 or national
+# file holds NHS numbers); extracts alone are encrypted as they stream in (datasets/uploads.py
+# sets its own handler). A request whose files together pass this many bytes is a 413. The
+# default fits the largest request accepted: a national check's two files at their limit.
+PHM_MEMORY_UPLOAD_MAX_BYTES = env_int(
+    "PHM_MEMORY_UPLOAD_MAX_BYTES", 2 * max(PHM_OPT_OUT_FILE_MAX_BYTES, PHM_CERTIFICATE_MAX_BYTES)
+)
+if PHM_MEMORY_UPLOAD_MAX_BYTES < 1:
+    raise ImproperlyConfigured("PHM_MEMORY_UPLOAD_MAX_BYTES must be at least 1.")
+FILE_UPLOAD_HANDLERS = ["phm_portal.lib.upload_handlers.MemoryOnlyUploadHandler"]
 
 # --- Email (certificates to controllers' DPOs, reminders to CSU admins) -----------
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "phm-portal@localhost"

@@ -14,6 +14,7 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from governance.services import api_tokens_revoke_all
 from phm_portal.audit import audit_log
 from phm_portal.signin import (
     RECOVERY_CODES,
@@ -65,6 +66,8 @@ def setup(request: HttpRequest) -> HttpResponse:
             StaticToken.objects.bulk_create(StaticToken(device=recovery, token=c) for c in codes)
             otp_login(request, device)
             audit_log(actor=user, action="auth.second_factor_set_up", obj=user)
+            # Tokens issued before (under another second factor, or none) die with it.
+            api_tokens_revoke_all(user=user, actor=user, reason="second factor set up")
             # Shown once: the codes are not kept anywhere the portal can show them again.
             return render(
                 request,

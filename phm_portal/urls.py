@@ -13,6 +13,7 @@ from destruction import api as destruction_api
 from destruction import views as destruction_views
 from governance import api as governance_api
 from governance import views as governance_views
+from governance.views import api_tokens as api_token_views
 from notices import api as notices_api
 from notices import views as notices_views
 from phm_portal import api as portal_api
@@ -29,6 +30,8 @@ router.register(
     basename="api-participant",
 )
 router.register("users", governance_api.UserViewSet, basename="api-user")
+# The caller's own API tokens: list and revoke.
+router.register("auth/tokens", governance_api.ApiTokenViewSet, basename="api-auth-token")
 # --- datasets (issue 6) ---
 router.register("datasets", datasets_api.DatasetViewSet, basename="api-dataset")
 router.register("jobs", datasets_api.JobViewSet, basename="api-job")
@@ -47,6 +50,11 @@ api_v1 = [
     path("me/", governance_api.MeView.as_view(), name="api-me"),
     path("audit/", portal_api.AuditEventList.as_view(), name="api-audit"),
     path("audit/verify/", portal_api.AuditVerify.as_view(), name="api-audit-verify"),
+    path(
+        "audit/checkpoints/",
+        portal_api.AuditCheckpointList.as_view(),
+        name="api-audit-checkpoints",
+    ),
     path(
         "practices/<str:ods_code>/reidentify/",
         datasets_api.Reidentify.as_view(),
@@ -99,6 +107,12 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/two-factor/", twofactor.setup, name="two-factor-setup"),
     path("accounts/two-factor/verify/", twofactor.verify, name="two-factor-verify"),
+    path("accounts/api-tokens/", api_token_views.api_token_list, name="api-tokens"),
+    path(
+        "accounts/api-tokens/<int:pk>/revoke/",
+        api_token_views.api_token_revoke,
+        name="api-token-revoke",
+    ),
     path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path(
         "accounts/password/done/",

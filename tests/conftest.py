@@ -63,11 +63,22 @@ def _empty_cache():
 
 
 @pytest.fixture(autouse=True)
-def _own_files(settings, tmp_path):
+def _own_files(settings, tmp_path, monkeypatch):
     """Give every test its own storage and temporary folders: files do not leak either."""
     settings.MEDIA_ROOT = str(tmp_path / "files")
     settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "tmp")
+    # Worker processes too: a test's checkpoints never land among the demo's.
+    settings.PHM_AUDIT_CHECKPOINT_DIR = tmp_path / "audit-checkpoints"
+    monkeypatch.setenv("PHM_AUDIT_CHECKPOINT_DIR", str(settings.PHM_AUDIT_CHECKPOINT_DIR))
     (tmp_path / "tmp").mkdir()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _audit_log_flushable():
+    """Let transactional tests' flush empty the append-only audit log (see audit_guard)."""
+    from tests.phm_portal.audit_guard import allow_test_flush
+
+    allow_test_flush()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from destruction.models import (
 )
 from destruction.services.steps import STEPS, StepFailed
 from governance.models import Programme, User
-from phm_portal.audit import audit_log
+from phm_portal.audit import audit_checkpoint_take, audit_log
 from phm_portal.errors import InvalidInput, NotAllowedNow
 from phm_portal.lib import signing
 
@@ -209,6 +209,11 @@ def destruction_run_execute(*, run_id: int) -> DestructionRun:
                 action="destruction.succeeded",
                 obj=run.programme,
                 details={"run": run.pk, "certificate": run.certificate.serial},
+            )
+            # A signed checkpoint of the audit log, outside the database, at every
+            # destruction; should it fail, the run stands and the daily one follows.
+            transaction.on_commit(
+                lambda: audit_checkpoint_take(reason=f"destruction run {run.pk}"), robust=True
             )
     run.refresh_from_db()
     return run

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from governance.api.core import (
+    ApiTokenSerializer,
+    ApiTokenViewSet,
     IsReaderOrManager,
     LegalBasisSerializer,
     LegalBasisViewSet,
@@ -24,6 +26,8 @@ from governance.api.data_flows import (
 )
 
 __all__ = [
+    "ApiTokenSerializer",
+    "ApiTokenViewSet",
     "DataFlowSerializer",
     "DataFlowViewSet",
     "IsReaderOrManager",

@@ -8,13 +8,19 @@ from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, permissions, serializers, status, viewsets
-from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance import permissions as perms
-from governance import services
-from governance.models import LegalBasis, Organisation, Participation, Programme, User
+from governance import selectors, services
+from governance.models import (
+    ApiToken,
+    LegalBasis,
+    Organisation,
+    Participation,
+    Programme,
+    User,
+)
 from phm_portal import signin
 from phm_portal.audit import audit_log
 
@@ -340,21 +346,32 @@ class TokenRequestSerializer(serializers.Serializer):
         help_text="A current one-time code from the authenticator app, or an unused recovery "
         "code: required for CSU admins and DPOs when PHM_REQUIRE_2FA is on.",
     )
+    name = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=100,
+        help_text="A name to tell this token apart in your list of tokens (e.g. the client).",
+    )
+
+
+class TokenIssuedSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Send it as `Authorization: Token <token>`.")
+    id = serializers.IntegerField()
+    expires = serializers.DateTimeField()
 
 
 class ObtainToken(APIView):
     permission_classes = [permissions.AllowAny]
     authentication_classes = []
 
-    @extend_schema(
-        request=TokenRequestSerializer,
-        responses=inline_serializer("Token", {"token": serializers.CharField()}),
-    )
+    @extend_schema(request=TokenRequestSerializer, responses=TokenIssuedSerializer)
     def post(self, request):
         """Exchange a username and password (and a one-time code, for CSU admins and DPOs
         when PHM_REQUIRE_2FA is on) for an API token.
 
-        Repeated failures lock signing in for a while (429), as on the sign-in page.
+        The token works for PHM_API_TOKEN_HOURS (see `expires`), until it is revoked, or
+        until the password or second factor of the account changes. Repeated failures lock
+        signing in for a while (429), as on the sign-in page.
         """
         serializer = TokenRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -372,6 +389,7 @@ class ObtainToken(APIView):
                 {"non_field_errors": ["Unable to sign in with that username and password."]},
                 status=status.HTTP_400_BAD_REQUEST,
             )
+        second_factor = False
         if signin.needs_second_factor(user):
             device, reason = signin.check_second_factor(user, serializer.validated_data.get("otp"))
             if device is None:
@@ -379,5 +397,68 @@ class ObtainToken(APIView):
                     actor=user, action="auth.second_factor_failed", obj=user, details={"via": "api"}
                 )
                 return Response({"otp": [reason]}, status=status.HTTP_400_BAD_REQUEST)
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+            second_factor = True
+        token, key = services.api_token_issue(
+            user=user,
+            second_factor=second_factor,
+            name=serializer.validated_data.get("name", ""),
+            via="api",
+        )
+        # As a page sign-in does: this address's failures are forgotten and it becomes
+        # one the account is known to sign in from (phm_portal.signin's lockout policy).
+        signin.sign_in_recorded(request=http_request, user=user)
+        return Response(
+            TokenIssuedSerializer({"token": key, "id": token.pk, "expires": token.expires_at}).data
+        )
+
+
+# --- the caller's own API tokens ---------------------------------------------------
+class ApiTokenSerializer(serializers.ModelSerializer):
+    """A token as its holder sees it: never the key (it is not kept)."""
+
+    created = serializers.DateTimeField(source="created_at")
+    expires = serializers.DateTimeField(source="expires_at")
+    last_used = serializers.DateTimeField(source="last_used_at", allow_null=True)
+    current = serializers.SerializerMethodField(
+        help_text="Whether this request was made with this token."
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "created",
+            "expires",
+            "last_used",
+            "second_factor",
+            "current",
+        ]
+        read_only_fields = fields
+
+    def get_current(self, token: ApiToken) -> bool:
+        auth = self.context["request"].auth
+        return isinstance(auth, ApiToken) and auth.pk == token.pk
+
+
+class ApiTokenViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """Your own API tokens that still work: see them, and revoke any (another's is a 404)."""
+
+    serializer_class = ApiTokenSerializer
+    lookup_value_regex = "[0-9]+"
+    filter_backends: list = []
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ApiToken.objects.none()
+        return selectors.api_tokens_live(user=self.request.user)
+
+    def get_object(self) -> ApiToken:
+        return perms.get_api_token_for_user(self.request.user, self.kwargs["pk"])
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, *args, **kwargs):
+        """Revoke one of your tokens: it stops working at once."""
+        services.api_token_revoke(actor=request.user, token=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

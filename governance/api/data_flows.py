@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import django_filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -19,6 +21,7 @@ from rest_framework.views import APIView
 from governance import permissions as perms
 from governance import selectors, services
 from governance.models import DataFlow, LegalBasis, Organisation, Programme
+from phm_portal.lib import csv_safe
 
 
 class HistoryEventSerializer(serializers.Serializer):
@@ -271,7 +274,9 @@ class RecordOfProcessingCSVRenderer(BaseRenderer):
             return selectors.record_of_processing_csv(data).encode("utf-8")
         # An error (403, 404): say it in CSV too.
         detail = data.get("detail", "") if isinstance(data, dict) else str(data)
-        return f"detail\r\n{detail}\r\n".encode()
+        out = io.StringIO()
+        csv_safe.writer(out).writerows([["detail"], [detail]])
+        return out.getvalue().encode("utf-8")
 
 
 class RecordOfProcessingView(APIView):

@@ -6,6 +6,12 @@ works for all of them.
 
 from __future__ import annotations
 
+from governance.services.api_tokens import (
+    api_token_issue,
+    api_token_mark_used,
+    api_token_revoke,
+    api_tokens_revoke_all,
+)
 from governance.services.core import (
     ORGANISATION_FIELDS,
     PROGRAMME_FIELDS,
@@ -37,6 +43,10 @@ __all__ = [
     "DATA_FLOW_FIELDS",
     "ORGANISATION_FIELDS",
     "PROGRAMME_FIELDS",
+    "api_token_issue",
+    "api_token_mark_used",
+    "api_token_revoke",
+    "api_tokens_revoke_all",
     "data_flow_approve",
     "data_flow_close",
     "data_flow_create",

@@ -77,6 +77,23 @@ def _legal_bases(codes: Iterable[str]) -> list[LegalBasis]:
     return [found[c] for c in codes]
 
 
+def _programme_end_date(programme: Programme, *, data: dict) -> dt.date | None:
+    """Return the programme's end date; InvalidInput when it would fall after 31/12/9999.
+
+    The field named is the length when the input gives one, else the start date.
+    """
+    try:
+        return Programme.compute_end_date(programme.start_date, programme.length_weeks)
+    except OverflowError:
+        field = "length_weeks" if "length_weeks" in data else "start_date"
+        raise InvalidInput(
+            f"A programme starting on {programme.start_date.isoformat()} cannot last "
+            f"{programme.length_weeks} weeks: it would end after 9999-12-31, the last date "
+            "the portal can hold.",
+            field=field,
+        ) from None
+
+
 def organisation_create(*, actor: User | None, data: dict) -> Organisation:
     """Add an organisation and log it."""
     organisation = Organisation(**{k: v for k, v in data.items() if k in ORGANISATION_FIELDS})
@@ -122,7 +139,7 @@ def programme_create(
     if "purposes" in fields:
         fields["purposes"] = _clean_purposes(fields["purposes"])
     programme = Programme(**fields)
-    programme.end_date = Programme.compute_end_date(programme.start_date, programme.length_weeks)
+    programme.end_date = _programme_end_date(programme, data=fields)
     bases = _legal_bases(legal_basis_codes)
     programme.full_clean()
     with transaction.atomic():
@@ -161,7 +178,7 @@ def programme_update(
     if "purposes" in data:
         data["purposes"] = _clean_purposes(data["purposes"])
     changed = _changes(programme, data, PROGRAMME_FIELDS)
-    new_end = Programme.compute_end_date(programme.start_date, programme.length_weeks)
+    new_end = _programme_end_date(programme, data=data)
     if new_end != programme.end_date:
         changed["end_date"] = [programme.end_date, new_end]
         programme.end_date = new_end

@@ -7,13 +7,10 @@ set). Only the certificate, never the key, is stored in the database.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import concurrent.futures
 import datetime as dt
 import hashlib
 import io
-import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
+
+from phm_portal.lib import pdf_inspect
 
 DEFAULT_COMMON_NAME = "PHM governance portal: data destruction certificates"
 
@@ -173,16 +172,6 @@ def _asn1(certificate: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
 
 
-def _run(coroutine):
-    """Run pyHanko's coroutine to its end, also from a thread that has an event loop running."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()
-
-
 # --- validation ----------------------------------------------------------------------
 @dataclass
 class SignatureCheck:
@@ -208,60 +197,54 @@ class SignatureCheck:
         return self.signed and self.intact and self.whole_file
 
 
-def check_pdf(data: bytes, trusted: list[x509.Certificate]) -> SignatureCheck:
-    """Validate the PDF's embedded signature against the portal's certificates."""
-    from pyhanko.pdf_utils.misc import PdfError
-    from pyhanko.pdf_utils.reader import PdfFileReader
-    from pyhanko.sign.validation import async_validate_pdf_signature
-    from pyhanko.sign.validation.status import SignatureCoverageLevel
-    from pyhanko_certvalidator import ValidationContext
+class UnreadablePdf(Exception):
+    """The file is not a PDF that can be read (empty, another kind, damaged, hostile)."""
 
-    result = SignatureCheck()
-    if not data.startswith(b"%PDF-"):
-        result.reasons.append("The file is not a PDF.")
-        return result
+
+def check_pdf(
+    data: bytes, trusted: list[x509.Certificate], *, limits: pdf_inspect.Limits
+) -> SignatureCheck:
+    """Validate the PDF's embedded signature against the portal's certificates.
+
+    The bytes are read in a limited child process (see pdf_inspect); UnreadablePdf, saying
+    why, when they are not a PDF that can be read within the limits.
+    """
+    der = [c.public_bytes(serialization.Encoding.DER) for c in trusted]
     try:
-        reader = PdfFileReader(io.BytesIO(data), strict=False)
-        signatures = reader.embedded_signatures
-    except (PdfError, ValueError, KeyError, IndexError, TypeError) as exc:
-        result.reasons.append(f"The PDF cannot be read: {exc}.")
-        return result
-    if not signatures:
-        result.reasons.append("The PDF carries no signature.")
-        return result
-    if len(signatures) > 1:
-        result.reasons.append("The PDF carries more than one signature; a certificate has one.")
-    signature = signatures[-1]
-    result.signed = True
-    context = ValidationContext(
-        trust_roots=[_asn1(c) for c in trusted], allow_fetching=False, revocation_mode="soft-fail"
+        answer = pdf_inspect.inspect(data, der, limits=limits)
+    except pdf_inspect.InspectionFailed as exc:
+        raise UnreadablePdf(str(exc)) from None
+    result = SignatureCheck(
+        signed=answer.get("signed") is True,
+        intact=answer.get("intact") is True,
+        trusted=answer.get("trusted") is True,
+        whole_file=answer.get("whole_file") is True,
+        signer_subject=_text(answer.get("signer_subject")),
+        signer_fingerprint=_text(answer.get("signer_fingerprint")),
+        signed_at=_when(answer.get("signed_at")),
+        reasons=[_text(r) for r in answer.get("reasons") or [] if isinstance(r, str)],
     )
-    # pyhanko logs a traceback for every untrusted or broken signature; those are answers here.
-    pyhanko_log = logging.getLogger("pyhanko")
-    level = pyhanko_log.level
-    pyhanko_log.setLevel(logging.CRITICAL)
-    try:
-        status = _run(async_validate_pdf_signature(signature, context))
-    except Exception as exc:  # a damaged signature dictionary
-        result.reasons.append(f"The signature cannot be checked: {exc}.")
-        result.signed = False
+    if not result.signed:
         return result
-    finally:
-        pyhanko_log.setLevel(level)
-    result.intact = bool(status.intact and status.valid)
-    result.trusted = bool(status.trusted) and result.intact
-    result.whole_file = status.coverage == SignatureCoverageLevel.ENTIRE_FILE
-    result.signer_subject = status.signing_cert.subject.human_friendly
-    result.signer_fingerprint = hashlib.sha256(status.signing_cert.dump()).hexdigest()
-    result.signed_at = status.signer_reported_dt
     if not result.intact:
         result.reasons.append(
             "The document was changed after it was signed: the signature does not match its bytes."
         )
     elif not result.whole_file:
         result.reasons.append("Bytes were added after the signature; they are not covered by it.")
-    if result.intact and not status.trusted:
+    if result.intact and not result.trusted:
         result.reasons.append(
             "The signature was not made with this portal's key: the certificate is not genuine."
         )
     return result
+
+
+def _text(value: object) -> str:
+    return value[:1000] if isinstance(value, str) else ""
+
+
+def _when(value: object) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None

@@ -187,3 +187,12 @@ def test_the_outsider_cannot_record_or_decline_a_request(client, charlie, practi
     assert client.post(url, {"action": "decline", "reason": "no"}).status_code == 404
     req.refresh_from_db()
     assert req.status == "pending" and not Type1Event.objects.exists()
+
+
+def test_a_request_made_on_29_february_is_taken(client, practice_a, monkeypatch):
+    from django.utils import timezone
+
+    monkeypatch.setattr(timezone, "localdate", lambda *a, **k: dt.date(2028, 2, 29))
+    assert submit(client).status_code == 302
+    assert submit(client, date_of_birth="1890-01-01").status_code == 400
+    assert Type1Request.objects.count() == 1

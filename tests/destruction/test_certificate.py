@@ -14,6 +14,7 @@ from pyhanko_certvalidator import ValidationContext
 
 from destruction import selectors, services
 from destruction.models import Certificate, SigningCertificate
+from phm_portal.errors import InvalidInput
 from phm_portal.lib import signing
 
 
@@ -107,9 +108,16 @@ def test_bytes_added_after_signing_are_reported(destroyed):
     assert not result.valid and not result.unmodified
 
 
-def test_a_file_that_is_not_a_pdf_is_reported_plainly(db):
-    result = selectors.certificate_verify(data=b"hello")
-    assert not result.valid and result.reasons == ["The file is not a PDF."]
+def test_a_file_that_is_not_a_pdf_is_refused_naming_the_file(db):
+    with pytest.raises(InvalidInput, match="not a PDF") as refused:
+        selectors.certificate_verify(data=b"hello")
+    assert refused.value.field == "file" and refused.value.status_code == 400
+
+
+def test_bytes_added_after_signing_name_no_programme(destroyed):
+    result = selectors.certificate_verify(data=bytes(destroyed.certificate.pdf) + b"\n% added\n")
+    assert result.genuine and not result.unmodified
+    assert (result.serial, result.programme, result.run, result.signed_by) == (None,) * 4
 
 
 def test_the_signing_key_is_kept_encrypted_and_never_in_the_database(settings, db):

@@ -1,3 +1,5 @@
+import datetime as dt
+
 import pytest
 
 from governance.models import Programme
@@ -138,3 +140,59 @@ def test_a_practice_manager_cannot_add_participants(api, alice, programme, csu):
 
 def test_participants_of_an_unknown_programme_are_a_404(api, admin, db):
     assert api(admin).get("/api/v1/programmes/nowhere/participants/").status_code == 404
+
+
+# --- dates past the last one the portal can hold ---------------------------------------
+def test_a_programme_ending_after_9999_is_a_400_naming_the_length(api, admin):
+    response = api(admin).post(
+        "/api/v1/programmes/", {**NEW, "start_date": "9999-12-31", "length_weeks": 1}, format="json"
+    )
+    assert response.status_code == 400
+    assert "9999-12-31" in response.json()["length_weeks"][0]
+    assert not Programme.objects.exists()
+    assert not AuditEvent.objects.filter(action="programme.created").exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"start_date": "9999-12-31", "length_weeks": 22}, "length_weeks"),
+        ({"start_date": "9999-12-01"}, "start_date"),  # with the stored length (22 weeks)
+        ({"length_weeks": 520, "start_date": "9999-01-01"}, "length_weeks"),
+    ],
+)
+def test_patching_a_programme_past_9999_is_a_400_and_changes_nothing(
+    api, admin, programme, body, field
+):
+    Programme.objects.filter(pk=programme.pk).update(
+        status=Programme.Status.PLANNED, length_weeks=22
+    )
+    before = Programme.objects.values().get(pk=programme.pk)
+    response = api(admin).patch("/api/v1/programmes/testshire/", body, format="json")
+    assert response.status_code == 400
+    assert list(response.json()) == [field]
+    assert "cannot last" in response.json()[field][0]
+    assert Programme.objects.values().get(pk=programme.pk) == before
+    assert not AuditEvent.objects.filter(action="programme.updated").exists()
+
+
+def test_a_programme_ending_on_the_last_day_is_accepted(api, admin):
+    response = api(admin).post(
+        "/api/v1/programmes/", {**NEW, "start_date": "9999-12-24", "length_weeks": 1}, format="json"
+    )
+    assert response.status_code == 201, response.json()
+    assert response.json()["end_date"] == "9999-12-31"
+
+
+def test_the_service_names_the_length_when_it_is_far_too_long(admin):
+    from governance import services
+    from phm_portal.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as refused:
+        services.programme_create(
+            actor=admin,
+            data={**NEW, "start_date": dt.date(2026, 1, 5), "length_weeks": 10**9},
+            legal_basis_codes=[],
+        )
+    assert refused.value.field == "length_weeks"
+    assert not Programme.objects.exists()

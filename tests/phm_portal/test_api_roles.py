@@ -52,9 +52,13 @@ TABLE = {
     # --- sign-in and the person ---
     ("api-token", "POST"):                  (400,         400,          400,          400,          400),
     ("api-me", "GET"):                      (200,         200,          200,          200,          401),
+    # one's own API tokens (the id filled in is nobody's token: 404 for everyone)
+    ("api-auth-token-list", "GET"):         (200,         200,          200,          200,          401),
+    ("api-auth-token-detail", "DELETE"):    ((404, 404),  (404, 404),   (404, 404),   (404, 404),   401),
     # --- audit ---
     ("api-audit", "GET"):                   (403,         403,          200,          200,          401),
     ("api-audit-verify", "GET"):            (403,         403,          200,          200,          401),
+    ("api-audit-checkpoints", "GET"):       (403,         403,          200,          200,          401),
     # --- organisations, programmes, participants, legal bases (directory) ---
     ("api-organisation-list", "GET"):       (200,         200,          200,          200,          401),
     ("api-organisation-list", "POST"):      (403,         403,          400,          403,          401),

@@ -6,7 +6,8 @@ import pytest
 from django.db import connection
 from django.db.utils import OperationalError
 from django.test import override_settings
-from rest_framework.authtoken.models import Token
+
+from governance import services
 
 pytestmark = pytest.mark.django_db
 
@@ -54,10 +55,10 @@ def test_a_signed_in_page_answers_503_with_the_second_factor_on(client, admin):
 
 
 def test_the_api_answers_503_in_json(client, admin):
-    token = Token.objects.create(user=admin)
+    _, key = services.api_token_issue(user=admin, second_factor=False)
     refused = OperationalError("could not connect to server")
     with mock.patch.object(connection, "ensure_connection", side_effect=refused):
-        response = client.get("/api/v1/programmes/", HTTP_AUTHORIZATION=f"Token {token.key}")
+        response = client.get("/api/v1/programmes/", HTTP_AUTHORIZATION=f"Token {key}")
     assert response.status_code == 503
     assert "cannot reach its database" in response.json()["detail"]
 

@@ -171,12 +171,18 @@ def test_production_can_turn_the_second_factor_off_and_names_a_bad_lockout_setti
     probe = "from django.conf import settings; print(settings.PHM_REQUIRE_2FA)"
     result = run_manage(tmp_path, {**PRODUCTION, "PHM_REQUIRE_2FA": "0"}, "shell", "-c", probe)
     assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
-    bad = run_manage(tmp_path, {**PRODUCTION, "PHM_LOGIN_LOCKOUT_BY": "cookie"}, "check")
-    assert bad.returncode != 0 and "PHM_LOGIN_LOCKOUT_BY must list" in bad.stderr
+    bad = run_manage(tmp_path, {**PRODUCTION, "PHM_LOGIN_FAILURE_LIMIT": "0"}, "check")
+    assert bad.returncode != 0 and "PHM_LOGIN_FAILURE_LIMIT must be at least 1" in bad.stderr
 
 
-def test_locking_by_account_only_still_passes_the_deployment_checks(tmp_path):
-    env = {**PRODUCTION, "PHM_LOGIN_LOCKOUT_BY": "username"}
+def test_the_old_lockout_setting_that_let_strangers_lock_staff_out_is_refused(tmp_path):
+    # PHM_LOGIN_LOCKOUT_BY=username let anyone lock a named account from anywhere.
+    bad = run_manage(tmp_path, {**PRODUCTION, "PHM_LOGIN_LOCKOUT_BY": "username"}, "check")
+    assert bad.returncode != 0 and "PHM_LOGIN_LOCKOUT_BY is no longer read" in bad.stderr
+
+
+def test_the_lockout_behind_the_proxy_passes_the_deployment_checks(tmp_path):
+    env = {**PRODUCTION, "PHM_BEHIND_TLS_PROXY": "1"}
     result = run_manage(tmp_path, env, "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stderr + result.stdout
 

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from destruction import selectors
+from phm_portal.errors import DomainError
 
 
 class Command(BaseCommand):
@@ -14,11 +16,17 @@ class Command(BaseCommand):
         parser.add_argument("file", type=Path)
 
     def handle(self, *args, **options) -> None:
+        path: Path = options["file"]
         try:
-            data = options["file"].read_bytes()
+            with path.open("rb") as f:
+                # One byte over the limit is enough for the check to refuse the file.
+                data = f.read(settings.PHM_CERTIFICATE_MAX_BYTES + 1)
         except OSError as exc:
-            raise CommandError(f"Cannot read {options['file']}: {exc.strerror}.") from None
-        result = selectors.certificate_verify(data=data)
+            raise CommandError(f"Cannot read {path}: {exc.strerror}.") from None
+        try:
+            result = selectors.certificate_verify(data=data)
+        except DomainError as exc:  # too large, or not a readable PDF
+            raise CommandError(f"{path} cannot be checked: {exc.message}") from None
         yes_no = {True: "yes", False: "NO"}
         self.stdout.write(f"Genuine (signed by this portal): {yes_no[result.genuine]}")
         self.stdout.write(f"Unmodified since signing: {yes_no[result.unmodified]}")

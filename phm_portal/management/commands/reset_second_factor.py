@@ -6,6 +6,7 @@ from django.db import transaction
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from governance.services import api_tokens_revoke_all
 from phm_portal.audit import audit_log
 
 
@@ -26,7 +27,8 @@ class Command(BaseCommand):
             totp, _ = TOTPDevice.objects.filter(user=user).delete()
             static, _ = StaticDevice.objects.filter(user=user).delete()
             audit_log(actor=None, action="auth.second_factor_reset", obj=user)
+            tokens = api_tokens_revoke_all(user=user, actor=None, reason="second factor reset")
         self.stdout.write(
             f"Removed the second factor of {user.username} ({totp} app, {static} recovery "
-            "code sets); they set up a new one at their next sign-in."
+            f"code sets, {tokens} API tokens); they set up a new one at their next sign-in."
         )

@@ -6,13 +6,27 @@ from phm_portal.audit import audit_verify
 
 
 class Command(BaseCommand):
-    help = "Verify the audit log's hash chain and report the first broken link."
+    help = (
+        "Verify the audit log: its hash chain, its append-only trigger, and the signed "
+        "checkpoints outside the database; name the first event that differs."
+    )
 
     def handle(self, *args, **options) -> None:
         report = audit_verify()
+        for problem in report.checkpoint_problems:
+            self.stderr.write(f"Checkpoint {problem['checkpoint']}: {problem['problem']}.")
         if not report.valid:
+            where = f" at event {report.first_bad_seq}" if report.first_bad_seq else ""
             raise CommandError(
-                f"Audit chain BROKEN at event {report.first_bad_seq}: {report.reason} "
-                f"({report.events} events read)."
+                f"Audit chain BROKEN{where}: {report.reason} ({report.events} events read)."
             )
-        self.stdout.write(self.style.SUCCESS(f"Audit chain valid: {report.events} events."))
+        if report.checkpoint:
+            anchored = (
+                f"; signed checkpoints: {report.checkpoints}, the latest at event "
+                f"{report.checkpoint['seq']} ({report.checkpoint['name']})"
+            )
+        else:
+            anchored = "; no signed checkpoint yet (run `python manage.py audit_checkpoint`)"
+        self.stdout.write(
+            self.style.SUCCESS(f"Audit chain valid: {report.events} events{anchored}.")
+        )
