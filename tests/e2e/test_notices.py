@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -13,11 +12,9 @@ from governance import services as gov
 from governance.catalogue import legal_bases_sync
 from governance.models import LegalBasis, Programme, User
 from notices import services
+from tests.e2e.axe import axe_violations
 
 pytestmark = pytest.mark.e2e
-
-AXE = Path(__file__).parent / "vendor" / "axe.min.js"
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
 
 @pytest.fixture
@@ -40,24 +37,6 @@ def devon_v2(demo):
     )
     draft.refresh_from_db()
     return services.notice_version_publish(actor=dpo, version=draft)
-
-
-def axe_violations(page) -> list[dict]:
-    # Evaluated through the browser's debugging protocol, which the page's Content Security
-    # Policy (no inline script) does not govern; a <script> tag would be refused.
-    page.evaluate(AXE.read_text(encoding="utf-8"))
-    result = page.evaluate(
-        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS
-    )
-    return [
-        {
-            "id": v["id"],
-            "impact": v["impact"],
-            "help": v["help"],
-            "nodes": [n["target"] for n in v["nodes"]][:5],
-        }
-        for v in result["violations"]
-    ]
 
 
 @pytest.mark.parametrize(
