@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 NATIVE := datasets/native/.built
 
-.PHONY: run test test-unit lint format bench clean
+.PHONY: run test test-unit lint format bench clean system-packages-run system-packages-test
 
 $(STAMP): requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,16 +20,22 @@ $(NATIVE): $(STAMP) datasets/native/build.py
 	$(BIN)/python -m datasets.native.build
 	touch $(NATIVE)
 
+# Debian's packages: installed when root with apt-get, else the command to run is named.
+system-packages-run:
+	bash scripts/system-packages.sh run
+system-packages-test:
+	bash scripts/system-packages.sh test
+
 ## Start the embedded demo: web server on http://127.0.0.1:8000 and a Celery worker.
 run: export PHM_DEMO ?= 1
-run: $(STAMP) $(NATIVE)
+run: system-packages-run $(STAMP) $(NATIVE)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/run-demo.sh
 
 ## The whole test suite (integration tests run when DATABASE_URL and CELERY_BROKER_URL are set).
 test: export PHM_DEMO ?= 1
-test: $(STAMP) $(NATIVE)
+test: system-packages-test $(STAMP) $(NATIVE)
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
 

@@ -34,7 +34,9 @@ def chromium_path() -> str | None:
 def browser() -> Iterator:
     path = chromium_path()
     if not path:
-        pytest.skip("e2e: no chromium found (apt-get install chromium, or set PHM_CHROMIUM)")
+        # A failure, not a skip: `make test` installs it (scripts/system-packages.sh), so a
+        # missing browser is a broken set-up, never a quietly smaller suite.
+        pytest.fail("e2e: no chromium found: apt-get install chromium (or set PHM_CHROMIUM)")
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the ORM calls the tests
