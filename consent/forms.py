@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import datetime as dt
+
 from django import forms
 from django.utils import timezone
 
 from consent.models import Type1Event
 from governance.models import Programme
+from phm_portal.forms import DateField
+from phm_portal.lib.nhs_number import InvalidNHSNumber, normalise
 
 
 class DateInput(forms.DateInput):
@@ -20,11 +24,21 @@ def _today() -> str:
 
 
 NHS_NUMBER_HELP = "10 digits, for example 943 476 5919. Spaces are fine."
+DATE_HELP = "For example, 31 3 1980"
+PATIENT_NHS_NUMBER_ERROR = (
+    "Check your NHS number: it has 10 digits and is on letters from the NHS, "
+    "the NHS App or a prescription"
+)
 METHODS = [c for c in Type1Event.Method.choices if c[0] != Type1Event.Method.NOT_RECORDED]
 
 
 class Type1RecordForm(forms.Form):
-    nhs_number = forms.CharField(label="NHS number", max_length=20, help_text=NHS_NUMBER_HELP)
+    nhs_number = forms.CharField(
+        label="NHS number",
+        max_length=20,
+        help_text=NHS_NUMBER_HELP,
+        error_messages={"required": "Enter the NHS number"},
+    )
     event = forms.ChoiceField(
         label="What did the patient ask for?",
         choices=[
@@ -32,24 +46,37 @@ class Type1RecordForm(forms.Form):
             ("withdrawal", "Withdraw their opt-out (SNOMED CT 827261000000102)"),
         ],
         widget=forms.RadioSelect,
+        error_messages={"required": "Select what the patient asked for"},
     )
-    method = forms.ChoiceField(label="How did they ask?", choices=METHODS, widget=forms.RadioSelect)
-    recorded_on = forms.DateField(
+    method = forms.ChoiceField(
+        label="How did they ask?",
+        choices=METHODS,
+        widget=forms.RadioSelect,
+        error_messages={"required": "Select how the patient asked"},
+    )
+    recorded_on = DateField(
         label="Date the patient asked",
-        widget=DateInput(),
         initial=_today,
-        help_text="For example 2026-11-20.",
+        past="today",
+        help_text=DATE_HELP,
+        error_messages={"required": "Enter the date the patient asked"},
     )
 
 
 class LookupForm(forms.Form):
-    nhs_number = forms.CharField(label="NHS number", max_length=20, help_text=NHS_NUMBER_HELP)
+    nhs_number = forms.CharField(
+        label="NHS number",
+        max_length=20,
+        help_text=NHS_NUMBER_HELP,
+        error_messages={"required": "Enter the NHS number"},
+    )
 
 
 class ImportForm(forms.Form):
     file = forms.FileField(
         label="CSV file from the practice system",
         help_text="A header line nhs_number,event,recorded_on (method optional); UTF-8.",
+        error_messages={"required": "Choose the CSV file from the practice system"},
     )
     partial = forms.BooleanField(
         label="Store the good lines even if some lines are bad", required=False
@@ -57,34 +84,75 @@ class ImportForm(forms.Form):
 
 
 class ListSizeForm(forms.Form):
-    as_of = forms.DateField(label="On", widget=DateInput(), initial=_today)
-    patients = forms.IntegerField(label="Registered patients", min_value=1)
+    as_of = forms.DateField(
+        label="On",
+        widget=DateInput(),
+        initial=_today,
+        error_messages={"required": "Enter the date of the list size"},
+    )
+    patients = forms.IntegerField(
+        label="Registered patients",
+        min_value=1,
+        error_messages={"required": "Enter the number of registered patients"},
+    )
+
+
+def _earliest_birth() -> dt.date:
+    """January 1st, 130 years ago (not today's day: that year may have no 29 February)."""
+    return dt.date(timezone.localdate().year - 130, 1, 1)
 
 
 class PatientRequestForm(forms.Form):
-    name = forms.CharField(label="Full name", max_length=200)
-    date_of_birth = forms.DateField(
-        label="Date of birth", widget=DateInput(), help_text="For example 1970-03-31."
+    """A patient's own words: every field says plainly what to do when it is wrong."""
+
+    name = forms.CharField(
+        label="Full name", max_length=200, error_messages={"required": "Enter your full name"}
+    )
+    date_of_birth = DateField(
+        label="Date of birth",
+        help_text=DATE_HELP,
+        past="past",
+        earliest=_earliest_birth,
+        error_messages={"required": "Enter your date of birth"},
     )
     nhs_number = forms.CharField(
         label="NHS number",
         max_length=20,
         required=False,
         help_text="If you know it: 10 digits, on letters from the NHS or in the NHS App.",
+        error_messages={"max_length": PATIENT_NHS_NUMBER_ERROR},
     )
     contact = forms.CharField(
         label="How can the practice contact you?",
         max_length=300,
         help_text="An email address, phone number or postal address, so the practice can "
         "check it is you and tell you when it is done.",
+        error_messages={"required": "Enter how the practice can contact you"},
     )
+
+    def clean_nhs_number(self) -> str:
+        value = self.cleaned_data["nhs_number"].strip()
+        if not value:
+            return ""
+        try:
+            return normalise(value)
+        except InvalidNHSNumber:
+            raise forms.ValidationError(PATIENT_NHS_NUMBER_ERROR, code="invalid") from None
 
 
 class RequestRecordForm(forms.Form):
     nhs_number = forms.CharField(
-        label="NHS number (verified)", max_length=20, help_text=NHS_NUMBER_HELP
+        label="NHS number (verified)",
+        max_length=20,
+        help_text=NHS_NUMBER_HELP,
+        error_messages={"required": "Enter the NHS number you checked"},
     )
-    recorded_on = forms.DateField(label="Date the patient asked", widget=DateInput())
+    recorded_on = DateField(
+        label="Date the patient asked",
+        past="today",
+        help_text=DATE_HELP,
+        error_messages={"required": "Enter the date the patient asked"},
+    )
 
 
 class RequestDeclineForm(forms.Form):
@@ -92,17 +160,26 @@ class RequestDeclineForm(forms.Form):
         label="Why is the request declined?",
         max_length=1000,
         help_text="For example: we could not confirm who made the request.",
+        error_messages={"required": "Enter why the request is declined"},
     )
 
 
 class NationalCheckStartForm(forms.Form):
     programme = forms.ModelChoiceField(
-        queryset=Programme.objects.order_by("name"), to_field_name="slug"
+        queryset=Programme.objects.order_by("name"),
+        to_field_name="slug",
+        error_messages={"required": "Select a programme"},
     )
 
 
 class NationalCheckReturnedForm(forms.Form):
-    returned = forms.FileField(label="The file the national service returned")
+    returned = forms.FileField(
+        label="The file the national service returned",
+        error_messages={"required": "Choose the file the national service returned"},
+    )
     checked_on = forms.DateField(
-        label="Date the national service checked it", widget=DateInput(), initial=_today
+        label="Date the national service checked it",
+        widget=DateInput(),
+        initial=_today,
+        error_messages={"required": "Enter the date the national service checked it"},
     )

@@ -18,7 +18,9 @@ from django.views.decorators.http import require_http_methods
 from consent import charts, fhir, forms, permissions, selectors, services
 from consent.exports import type1_csv
 from consent.models import NationalOptOutCheck, Patient, Type1Event, Type1Request
-from governance.models import Organisation, Participation
+from governance.models import Organisation
+from notices import selectors as notice_selectors
+from notices.views import SERVICE_NAME as PUBLIC_SERVICE_NAME
 from phm_portal.errors import DomainError, NotAllowedNow
 from phm_portal.forms import add_service_error
 from phm_portal.lib.client import client_address
@@ -319,6 +321,11 @@ def type1_request_detail(request: HttpRequest, ods_code: str, reference: str) ->
 # --- the public practice page -----------------------------------------------------------------
 
 
+def _public_context() -> dict:
+    """Name the patients' side of the portal as the notices do: they share a header and footer."""
+    return {"service_name": PUBLIC_SERVICE_NAME}
+
+
 def _public_practice(ods_code: str) -> Organisation:
     practice = Organisation.objects.filter(
         ods_code=ods_code.upper(), kind=Organisation.Kind.GP_PRACTICE
@@ -332,14 +339,18 @@ def _public_practice(ods_code: str) -> Organisation:
 def practice_public(request: HttpRequest, ods_code: str) -> HttpResponse:
     """A practice's public page: both kinds of opt-out, and the Type 1 request form."""
     practice = _public_practice(ods_code)
-    form = forms.PatientRequestForm(request.POST or None)
+    form = forms.PatientRequestForm(request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST":
         if services.type1_request_rate_limited(client=client_address(request)):
             return render(
                 request,
                 "consent/rate_limited.html",
-                {"practice": practice, "per_hour": settings.PHM_OPT_OUT_REQUESTS_PER_HOUR},
+                {
+                    **_public_context(),
+                    "practice": practice,
+                    "per_hour": settings.PHM_OPT_OUT_REQUESTS_PER_HOUR,
+                },
                 status=429,
             )
         if form.is_valid():
@@ -360,18 +371,14 @@ def practice_public(request: HttpRequest, ods_code: str) -> HttpResponse:
                 return redirect("practice-public-requested", ods_code=practice.ods_code)
         else:
             status = 400
-    participations = (
-        Participation.objects.filter(organisation=practice)
-        .select_related("programme")
-        .order_by("programme__name")
-    )
-    programmes = list({p.programme.pk: p.programme for p in participations}.values())
     return render(
         request,
         "consent/practice_public.html",
         {
+            **_public_context(),
             "practice": practice,
-            "programmes": programmes,
+            # Each with has_notice: the page links to the notices patients can read.
+            "programmes": list(notice_selectors.programmes_with_notice(practice)),
             "form": form,
             "national_url": NATIONAL_OPT_OUT_URL,
             "national_phone": NATIONAL_OPT_OUT_PHONE,
@@ -388,7 +395,7 @@ def practice_public_requested(request: HttpRequest, ods_code: str) -> HttpRespon
     return render(
         request,
         "consent/practice_requested.html",
-        {"practice": practice, "reference": reference},
+        {**_public_context(), "practice": practice, "reference": reference},
     )
 
 

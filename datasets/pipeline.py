@@ -65,6 +65,15 @@ class ExtractError(Exception):
     """The extract cannot be processed at all; the message says why, for a CSU admin."""
 
 
+class MissingColumn(ValueError):
+    """The mapping names a column the file's header lacks; `header` lists what it has."""
+
+    def __init__(self, column: str, header: list[str]) -> None:
+        super().__init__(f"The mapping names column {column!r}, which the file does not have.")
+        self.column = column
+        self.header = header
+
+
 class JobCancelled(Exception):
     """The job was cancelled between two blocks."""
 
@@ -121,9 +130,7 @@ class Mapping:
         named = [self.nhs_number, self.practice, *self.drop, *(g.column for g in self.generalise)]
         for column in named:
             if column not in header:
-                raise ValueError(
-                    f"The mapping names column {column!r}, which the file does not have."
-                )
+                raise MissingColumn(column, header)
         if self.nhs_number in self.drop or self.practice in self.drop:
             raise ValueError("The NHS number and practice columns cannot also be dropped.")
         generalised = [g.column for g in self.generalise]

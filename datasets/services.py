@@ -101,6 +101,12 @@ def dataset_upload(
         try:
             parsed = pipeline.Mapping.from_json(mapping)
             parsed.check_columns(header)
+        except pipeline.MissingColumn as exc:
+            raise InvalidInput(
+                f"{exc} The file's columns are: {', '.join(exc.header)}.",
+                field="mapping",
+                details={"column": exc.column, "columns": exc.header},
+            ) from None
         except ValueError as exc:
             raise InvalidInput(str(exc), field="mapping") from None
         name = f"datasets/{upload.id}.csv.enc"

@@ -55,6 +55,16 @@ class UploadForm(forms.Form):
             flows = flows.filter(source__in=governance_perms.organisations_of(user))
         self.fields["data_flow"].queryset = flows
 
+    def field_naming(self, column: str) -> str | None:
+        """Return the mapping field that names the column, or None."""
+        data = self.cleaned_data
+        for name in ("nhs_number", "practice", "date_of_birth", "postcode"):
+            if (data.get(name) or "").strip() == column:
+                return name
+        if column in [c.strip() for c in (data.get("drop") or "").split(",")]:
+            return "drop"
+        return None
+
     def mapping(self) -> dict:
         data = self.cleaned_data
         generalise = []
@@ -93,6 +103,7 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def _dataset_upload(request: HttpRequest) -> HttpResponse:
     form = UploadForm(request.POST if request.method == "POST" else None, user=request.user)
+    file_columns = None
     if request.method == "POST":
         upload = request.FILES.get("file")
         handler = request.upload_handlers[0]
@@ -115,14 +126,34 @@ def _dataset_upload(request: HttpRequest) -> HttpResponse:
                         actor=request.user, data_flow=flow, upload=upload, mapping=form.mapping()
                     )
                 except (DomainError, ValidationError) as exc:
-                    add_service_error(form, exc)
+                    file_columns = _add_upload_error(form, exc)
                 else:
                     messages.success(request, f"{dataset.original_name} is stored, encrypted.")
                     return redirect("dataset-detail", dataset_id=dataset.pk)
         finally:
             if isinstance(upload, EncryptedUpload):
                 upload.discard()
-    return render(request, "datasets/upload.html", {"form": form})
+    return render(request, "datasets/upload.html", {"form": form, "file_columns": file_columns})
+
+
+def _add_upload_error(form: UploadForm, exc: DomainError | ValidationError) -> list[str] | None:
+    """Put the refusal on the form; a missing column goes on the field naming it.
+
+    Return the file's header columns when the refusal was a missing column, else None.
+    """
+    details = getattr(exc, "details", None)
+    if isinstance(exc, DomainError) and isinstance(details, dict) and "column" in details:
+        columns = details["columns"]
+        field = form.field_naming(details["column"])
+        if field is not None:
+            form.add_error(
+                field,
+                f"The file has no column named {details['column']!r}. "
+                f"Its columns are: {', '.join(columns)}.",
+            )
+            return columns
+    add_service_error(form, exc)
+    return details["columns"] if isinstance(details, dict) and "columns" in details else None
 
 
 @login_required
@@ -214,7 +245,14 @@ def job_output(request: HttpRequest, job_id) -> HttpResponse:
 
 
 class ReidentifyForm(forms.Form):
-    programme = forms.ModelChoiceField(queryset=Programme.objects.none(), to_field_name="slug")
+    programme = forms.ModelChoiceField(
+        queryset=Programme.objects.none(),
+        to_field_name="slug",
+        error_messages={
+            "invalid_choice": "Choose a programme from the list. A destroyed programme is not "
+            "offered: its codes can no longer be re-identified."
+        },
+    )
     codes = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 6}),
         help_text="The codes the programme flagged, one per line or separated by commas.",
@@ -222,9 +260,12 @@ class ReidentifyForm(forms.Form):
 
     def __init__(self, *args, practice, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["programme"].queryset = Programme.objects.filter(
-            participations__organisation=practice
-        ).distinct()
+        # A destroyed programme's keys are gone: nothing of it can be re-identified.
+        self.fields["programme"].queryset = (
+            Programme.objects.filter(participations__organisation=practice)
+            .exclude(status=Programme.Status.DESTROYED)
+            .distinct()
+        )
 
     def code_list(self) -> list[str]:
         raw = self.cleaned_data["codes"].replace(",", "\n")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from django.conf import settings
 from django.db.models import QuerySet
+from django.urls import reverse
 
 from destruction.models import Certificate, DestructionRun, SigningCertificate
 from governance.models import Organisation, Participation, Programme
@@ -52,6 +53,11 @@ def portal_certificates() -> list[x509.Certificate]:
         x509.load_pem_x509_certificate(pem.encode())
         for pem in SigningCertificate.objects.values_list("certificate_pem", flat=True)
     ]
+
+
+def verify_address() -> str:
+    """Return the full address of the page where anyone checks a certificate."""
+    return settings.PHM_PUBLIC_URL + reverse("certificate-verify")
 
 
 class CertificateTooLarge(InvalidInput):

@@ -114,11 +114,26 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+# Evidence keys whose label is not the key in words (acronyms, articles).
+EVIDENCE_LABELS = {
+    "manifest_sha256": "Manifest SHA-256",
+    "pdf_sha256": "PDF SHA-256",
+    "controllers_without_dpo_email": "Controllers without a DPO email address",
+}
+
+
+def _number(value: object) -> str:
+    """Return a count with thousands separators; anything else as it is."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
 def _evidence(evidence: dict) -> list[tuple[str, str]]:
     """Return a step's evidence as (what, value) lines a person can read."""
     lines = []
     for key, value in evidence.items():
-        label = key.replace("_", " ").capitalize()
+        label = EVIDENCE_LABELS.get(key) or key.replace("_", " ").capitalize()
         if key == "checks":
             text = "; ".join(
                 f"{c['check']} ({'passed' if c['passed'] else 'FAILED'})" for c in value
@@ -126,9 +141,9 @@ def _evidence(evidence: dict) -> list[tuple[str, str]]:
         elif isinstance(value, list):
             text = ", ".join(str(v) for v in value) or "none"
         elif isinstance(value, dict):
-            text = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in value.items())
+            text = ", ".join(f"{k.replace('_', ' ')}: {_number(v)}" for k, v in value.items())
         else:
-            text = str(value)
+            text = _number(value)
         lines.append((label, text))
     return lines
 

@@ -27,9 +27,15 @@ COL_GAP = 175
 MARGIN = 16
 HEADER = 44
 LABEL_LINE = 12
-LABEL_H = 3 * LABEL_LINE + 4
-LINE_CHARS = 21
+LABEL_H = 3 * LABEL_LINE + 4  # an arrow's label of three lines; longer data wraps to more
 LEGEND_W = 250
+# Text is measured by its widest likely glyphs (Arial), so a label never outgrows its box.
+NAME_CHAR_W = 8.0  # 13px bold
+LABEL_CHAR_W = 6.6  # 11px, the bold status line included
+NAME_LINE = 16
+NAME_LINES = 3
+LINE_CHARS = int((NODE_W - 20) / NAME_CHAR_W)  # an organisation's name, per line
+LABEL_CHARS = int((COL_GAP - 24) / LABEL_CHAR_W)  # a flow's label, per line, within the gap
 
 # status -> (colour, stroke-dasharray, legend wording); each pattern differs as well as the colour.
 STATUS_STYLES: dict[str, tuple[str, str, str]] = {
@@ -85,11 +91,14 @@ class Node:
     incoming: list[Edge] = field(default_factory=list)
 
     @property
-    def label_lines(self) -> list[str]:
+    def name(self) -> str:
         org = self.organisation
         # A short name that reads as a sentence fragment ("the Local Authority") is for notices.
-        name = org.short_name if org.short_name[:1].isupper() else org.name
-        return _wrap(name, LINE_CHARS, 2)
+        return org.short_name if org.short_name[:1].isupper() else org.name
+
+    @property
+    def label_lines(self) -> list[str]:
+        return _wrap(self.name, LINE_CHARS, NAME_LINES)
 
 
 @dataclass
@@ -105,13 +114,20 @@ class Edge:
     label_y: float = 0
 
     @property
+    def label_text(self) -> str:
+        return " + ".join(CATEGORY_SHORT.get(c, c) for c in self.flow.data_categories)
+
+    @property
     def label_lines(self) -> list[str]:
-        data = " + ".join(CATEGORY_SHORT.get(c, c) for c in self.flow.data_categories)
         return [
-            data,
+            *_wrap(self.label_text, LABEL_CHARS, 2),
             self.flow.get_identifiability_display().lower(),
             self.flow.get_status_display().lower(),
         ]
+
+    @property
+    def label_h(self) -> float:
+        return len(self.label_lines) * LABEL_LINE + 4
 
 
 @dataclass
@@ -125,6 +141,7 @@ class FlowMap:
 
 
 def _wrap(text: str, width: int, lines: int) -> list[str]:
+    """Return the text in at most `lines` lines of `width` characters, cut with … if longer."""
     words, out, line = text.split(), [], ""
     for word in words:
         if line and len(line) + 1 + len(word) > width:
@@ -207,7 +224,7 @@ def build_flow_map(
     width = MARGIN * 2 + len(columns) * NODE_W + (len(columns) - 1) * COL_GAP
     width = max(width, MARGIN * 2 + 3 * LEGEND_W)
     body_bottom = max(n.y + n.h for n in nodes.values())
-    label_bottom = max(e.label_y + LABEL_H / 2 for e in edges)
+    label_bottom = max(e.label_y + e.label_h / 2 for e in edges)
     legend_y = max(body_bottom, label_bottom) + 36
     height = legend_y + 56
     svg = _draw(
@@ -220,7 +237,9 @@ def _order_and_place(nodes: list[Node], column_count: int) -> None:
     by_column: dict[int, list[Node]] = {c: [] for c in range(column_count)}
     for n in nodes:
         by_column[n.column].append(n)
-        n.h = max(NODE_H, PORT_GAP * (max(len(n.incoming), len(n.outgoing)) + 1))
+        # Tall enough for its name (up to three lines), its code line and its arrows.
+        text_h = 19 + (len(n.label_lines) - 1) * NAME_LINE + 8 + 14
+        n.h = max(NODE_H, text_h, PORT_GAP * (max(len(n.incoming), len(n.outgoing)) + 1))
 
     def kind_rank(n: Node) -> int:
         kind = n.organisation.kind
@@ -260,6 +279,7 @@ def _route(edges: list[Edge]) -> None:
         for i, e in enumerate(inc):
             e.x2 = n.x
             e.y2 = n.y + n.h * (i + 1) / (len(inc) + 1)
+    label_h = max(e.label_h for e in edges)
     gaps: dict[tuple[int, int], list[Edge]] = {}
     for e in edges:
         if e.x2 > e.x1:
@@ -268,9 +288,9 @@ def _route(edges: list[Edge]) -> None:
             e.label_y = (e.y1 + e.y2) / 2
         else:
             e.label_x = (e.x1 + e.x2) / 2
-            e.label_y = max(e.source.y + e.source.h, e.target.y + e.target.h) + LABEL_H
+            e.label_y = max(e.source.y + e.source.h, e.target.y + e.target.h) + label_h
         gaps.setdefault((e.source.column, e.target.column), []).append(e)
-    step = LABEL_H + 3
+    step = label_h + 3
     for group in gaps.values():
         # Labels that would overlap stack into a block centred where they wanted to be.
         group.sort(key=lambda e: e.label_y)
@@ -284,7 +304,7 @@ def _route(edges: list[Edge]) -> None:
                     break
                 merged = first + second
                 centre = sum(wanted[id(m)] for m in merged) / len(merged)
-                top = max(centre - (len(merged) - 1) * step / 2, HEADER + LABEL_H / 2)
+                top = max(centre - (len(merged) - 1) * step / 2, HEADER + label_h / 2)
                 blocks[-2:] = [(merged, top)]
         for block, top in blocks:
             for i, e in enumerate(block):
@@ -364,9 +384,11 @@ def _draw(
             f'fill="#ffffff" stroke="#425563" stroke-width="1.5"/>'
         )
         lines = n.label_lines
+        if " ".join(lines) != n.name:  # cut short: the whole name shows on hover
+            out.append(f"<title>{escape(n.name)}</title>")
         for i, line in enumerate(lines):
             out.append(
-                f'<text x="{n.x + 10:.0f}" y="{n.y + 19 + i * 16:.0f}" font-size="13" '
+                f'<text x="{n.x + 10:.0f}" y="{n.y + 19 + i * NAME_LINE:.0f}" font-size="13" '
                 f'font-weight="bold" fill="#212b32">{escape(line)}</text>'
             )
         out.append(
@@ -376,13 +398,15 @@ def _draw(
     for e in edges:
         lines = e.label_lines
         colour = STATUS_STYLES[e.flow.status][0]
-        w = max(len(line) for line in lines) * 5.7 + 12
-        x, top = e.label_x, e.label_y - LABEL_H / 2
+        w = max(len(line) for line in lines) * LABEL_CHAR_W + 12
+        x, top = e.label_x, e.label_y - e.label_h / 2
         out.append(
             f'<g class="portal-flowmap__label" data-flow="{e.flow.pk}">'
-            f'<rect x="{x - w / 2:.1f}" y="{top:.1f}" width="{w:.1f}" height="{LABEL_H}" '
+            f'<rect x="{x - w / 2:.1f}" y="{top:.1f}" width="{w:.1f}" height="{e.label_h:.0f}" '
             f'rx="3" fill="#ffffff" stroke="{colour}" stroke-width="1"/>'
         )
+        if " ".join(lines[:-2]) != e.label_text:  # cut short: the whole label shows on hover
+            out.append(f"<title>{escape(e.label_text)}</title>")
         for i, line in enumerate(lines):
             bold = ' font-weight="bold"' if i == len(lines) - 1 else ""
             fill = colour if i == len(lines) - 1 else "#212b32"

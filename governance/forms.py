@@ -84,6 +84,13 @@ class DataFlowForm(forms.Form):
         )
 
 
+def confirm_message(confirm: str) -> str:
+    """Return the error of an unticked box: "I have checked X" asks "Confirm that you have checked X"."""
+    if confirm.startswith("I "):
+        return f"Confirm that you {confirm[2:]}"
+    return f"Tick the box to confirm: {confirm}"
+
+
 def transition_form(
     *, text: tuple[str, str, str | None] | None, confirm: str, data: dict | None = None
 ) -> forms.Form:
@@ -104,6 +111,6 @@ def transition_form(
     fields["confirm"] = forms.BooleanField(
         label=confirm,
         required=True,
-        error_messages={"required": f"Tick the box to confirm: {confirm[0].lower()}{confirm[1:]}."},
+        error_messages={"required": confirm_message(confirm)},
     )
     return type("TransitionForm", (forms.Form,), fields)(data)

@@ -491,3 +491,11 @@ class DataFlow(models.Model):
     def category_labels(self) -> list[str]:
         labels = dict(self.Category.choices)
         return [labels.get(c, c) for c in self.data_categories]
+
+    @property
+    def choice_label(self) -> str:
+        """Return a label telling this flow from others between the same organisations."""
+        return (
+            f"Data flow #{self.pk}: {self} – {', '.join(self.category_labels)}; "
+            f"{self.get_identifiability_display().lower()}"
+        )

@@ -169,6 +169,26 @@ def get_data_flow_for_user(user: User, pk: int | str) -> DataFlow:
     return flow
 
 
+# The four-eyes rule: whoever submitted a flow may not approve or reject it. Said once for
+# one flow and once for a query, side by side.
+def is_own_submission(user: User, flow: DataFlow) -> bool:
+    """Return whether the person submitted the flow (so another CSU admin must decide it)."""
+    return flow.submitted_by_id is not None and flow.submitted_by_id == user.pk
+
+
+def own_submissions(user: User) -> Q:
+    """Return the filter for flows the person submitted (the query form of `is_own_submission`)."""
+    return Q(submitted_by_id=user.pk)
+
+
+def data_flow_queue(user: User) -> tuple[QuerySet[DataFlow], QuerySet[DataFlow]]:
+    """Return the flows awaiting the person's decision, and those they submitted awaiting another admin's."""
+    submitted = data_flows_visible_to(user).filter(status=DataFlow.Status.SUBMITTED)
+    if not user.can("approve_data_flows"):
+        return DataFlow.objects.none(), submitted.filter(own_submissions(user))
+    return submitted.exclude(own_submissions(user)), submitted.filter(own_submissions(user))
+
+
 def require_may_draft_data_flow(user: User, source: Organisation) -> None:
     """Raise PermissionDenied unless the person may propose a flow from the source.
 
@@ -199,7 +219,7 @@ def data_flow_refusal(user: User, flow: DataFlow, action: str) -> str | None:
         return None
     if not user.can("approve_data_flows"):
         return f"Your role ({user.get_role_display()}) may not approve, reject, suspend or close data flows."
-    if action in ("approve", "reject") and flow.submitted_by_id == user.pk:
+    if action in ("approve", "reject") and is_own_submission(user, flow):
         return "You submitted this flow, so another CSU admin must decide it (four eyes)."
     return None
 

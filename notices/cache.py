@@ -14,6 +14,9 @@ from django.core.cache import cache
 # No expiry: the entries are dropped when what they describe changes.
 TIMEOUT = None
 NONE = "-"  # "no published version", cached too so that unknown slugs stay cheap
+# Part of every page key: bump it when the public templates change what a page shows, so
+# that pages cached (without expiry) before a deployment are not served after it.
+LAYOUT = 2
 
 
 def _pointer_key(slug: str) -> str:
@@ -38,6 +41,7 @@ def current_pointer(
 
 def page(key: str, build: Callable[[], bytes]) -> bytes:
     """Return the cached body under key, building and storing it on a miss."""
+    key = f"{key}:layout{LAYOUT}"
     body = cache.get(key)
     if body is None:
         body = build()

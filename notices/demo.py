@@ -9,7 +9,7 @@ from notices.models import NoticeVersion
 
 
 def load(*, stdout) -> None:
-    published = 0
+    published = already = 0
     for slug in SLUGS:
         programme = Programme.objects.filter(slug=slug).first()
         dpo = User.objects.filter(username=f"dpo-{slug}").first()
@@ -18,8 +18,12 @@ def load(*, stdout) -> None:
         if NoticeVersion.objects.filter(
             notice__programme=programme, status=NoticeVersion.Status.PUBLISHED
         ).exists():
+            already += 1
             continue
         draft, _ = services.notice_draft_generate(actor=dpo, programme=programme)
         services.notice_version_publish(actor=dpo, version=draft)
         published += 1
-    stdout.write(f"Notices: {published} published (the rest were there already).")
+    said = f"Notices: {published} published."
+    if already:
+        said += f" {already} {'was' if already == 1 else 'were'} published already."
+    stdout.write(said)

@@ -31,6 +31,20 @@ KIND_CATEGORY = {
     Organisation.Kind.LOCAL_AUTHORITY: DataFlow.Category.SOCIAL_CARE,
     Organisation.Kind.NATIONAL_BODY: DataFlow.Category.NATIONAL,
 }
+# What kind of body each organisation is, in the words patients know ("Cambridgeshire
+# County Council, the local authority"). CCG rows are integrated care boards since 2022;
+# a national body's name (NHS England, NHS Digital) says what it is.
+KIND_NOUNS = {
+    Organisation.Kind.PCN: "primary care network",
+    Organisation.Kind.CCG: "integrated care board",
+    Organisation.Kind.CSU: "commissioning support unit",
+    Organisation.Kind.NHS_TRUST: "NHS trust",
+    Organisation.Kind.COMMUNITY_PROVIDER: "community health provider",
+    Organisation.Kind.LOCAL_AUTHORITY: "local authority",
+    Organisation.Kind.COMMERCIAL_PROCESSOR: "private company",
+}
+# Names that say the kind in other words: a CCG's name says what an ICB is.
+KIND_ALSO_SAID = {Organisation.Kind.CCG: ("clinical commissioning group", "ccg", "icb")}
 CATEGORY_LABELS = dict(DataFlow.Category.choices)
 RESPONSIBILITY_LABELS = dict(Participation.Responsibility.choices)
 CONTROLLER_ROLES = {r.value for r in Participation.CONTROLLER_ROLES}
@@ -169,6 +183,20 @@ def _name(p: dict) -> str:
     return name
 
 
+def _kind(p: dict) -> str:
+    """Return ", the <kind of body>" for the organisation, or "" when its name says so already."""
+    noun = KIND_NOUNS.get(p["kind"])
+    if noun is None:
+        return ""
+    names = f"{p['name']} {p.get('short_name') or ''}".lower()
+    initials = "".join(w[0] for w in noun.split()).lower()
+    said = [noun.lower(), *KIND_ALSO_SAID.get(p["kind"], ())]
+    if any(w in names for w in said) or (len(initials) > 2 and initials in names.split()):
+        return ""
+    article = "a" if p["kind"] == Organisation.Kind.COMMERCIAL_PROCESSOR else "the"
+    return f", {article} {noun}"
+
+
 def _short(p: dict) -> str:
     return md_escape(p["short_name"] or p["name"])
 
@@ -246,10 +274,15 @@ def _practices(participants: list[dict], roles: set[str]) -> list[dict]:
     return [p for p in _by_org(participants, roles) if p["kind"] == "gp_practice"]
 
 
+def area_is_named(region: str) -> bool:
+    """Return whether the region names a place ("Devon"), not the reader's ("Your area")."""
+    return bool(region.strip()) and not region.startswith(("Your ", "Our "))
+
+
 def _about(facts: dict) -> str:
     prog = facts["programme"]
     area = md_escape(prog["region"])
-    if area.startswith(("Your ", "Our ")):  # "Your area" reads "your area" mid-sentence
+    if area and not area_is_named(prog["region"]):  # "Your area" reads "your area" mid-sentence
         area = area[0].lower() + area[1:]
     lines = [
         f"This notice is about the {md_escape(prog['name'])}. Under data protection law we must "
@@ -293,7 +326,7 @@ def _controllers(facts: dict) -> str:
         )
     for p in others:
         joint = " (joint controller)" if "joint_controller" in p["roles"] else ""
-        line = f"- **{_name(p)}**{joint}"
+        line = f"- **{_name(p)}**{_kind(p)}{joint}"
         if p["part_of"]:
             line += f", part of {md_escape(p['part_of'])}"
         contact = _contact(p)
@@ -357,7 +390,7 @@ def _sources_text(facts: dict) -> str:
             _join([_lower_first(CATEGORY_LABELS[c]) for c in s["categories"]])
             or "the information it holds"
         )
-        line = f"- **{md_escape(s['name'])}**: {_lower_first(label)}"
+        line = f"- **{md_escape(s['name'])}**{_kind(s)}: {_lower_first(label)}"
         if s.get("description"):
             line += f". {md_escape(_sentence(s['description']))}"
         lines.append(line)
@@ -423,6 +456,8 @@ def _recipients(facts: dict) -> str:
         if does:
             line += f": will {does}"
         line += "."
+        if _kind(p):  # after the sentence: the seeds name the role right after the name
+            line += f" {_short(p)} is{_kind(p)[1:]}."
         for description in dict.fromkeys(d for d in p["descriptions"] if d):
             line += f" {md_escape(_sentence(description))}"
         if not p["processes_identifiable_data"] and not any(

@@ -9,7 +9,7 @@ from django.template.loader import render_to_string
 
 from notices import selectors
 from notices.models import NoticeVersion
-from notices.presentation import rendered_sections
+from notices.presentation import area_label, rendered_sections, version_practices
 
 # WeasyPrint reports each layout step at INFO; a log line per page is noise here.
 logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
@@ -23,6 +23,9 @@ def render_pdf(version: NoticeVersion) -> bytes:
         "notices/notice_pdf.html",
         {
             "programme": version.notice.programme,
+            "area": area_label(
+                version.notice.programme.region, [p["name"] for p in version_practices(version)]
+            ),
             "version": version,
             "sections": rendered_sections(version),
             "previous": selectors.previous_public_version(version),

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from notices.generator import area_is_named
 from notices.models import NoticeVersion
 from notices.render import flesch_reading_ease, readability_label, to_html, to_plain
 
@@ -58,6 +59,33 @@ def notice_plain_text(version: NoticeVersion) -> str:
 def readability(version: NoticeVersion) -> dict:
     score = flesch_reading_ease(notice_plain_text(version))
     return {"score": score, "label": readability_label(score)}
+
+
+# --- finding one's way: the area and the practices ------------------------------------
+def version_practices(version: NoticeVersion) -> list[dict]:
+    """Return the GP practices the version speaks for ({ods, name}, by name), from its facts."""
+    found = {
+        p["ods"]: {"ods": p["ods"], "name": p["name"]}
+        for p in version.facts.get("participants", [])
+        if p.get("kind") == "gp_practice"
+    }
+    return sorted(found.values(), key=lambda p: p["name"])
+
+
+def area_label(region: str, practice_names: list[str]) -> str:
+    """Return what a patient's page calls the programme's area: its region, else its practices.
+
+    A practice's own notice names no area ("Your area"): outside that practice's
+    website the practices are the true answer to "whose notice is this?".
+    """
+    if area_is_named(region):
+        return region
+    if not practice_names:
+        return ""
+    if len(practice_names) > 3:
+        return f"{practice_names[0]} and {len(practice_names) - 1} other GP practices"
+    *first, last = practice_names
+    return f"{', '.join(first)} and {last}" if first else last
 
 
 # --- the diff ----------------------------------------------------------------------

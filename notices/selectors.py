@@ -49,7 +49,7 @@ def public_versions(slug: str) -> QuerySet[NoticeVersion]:
 
 
 def practice_search(query: str) -> QuerySet[Organisation]:
-    """Return GP practices whose name contains the query, whose ODS code is it, or in its postcode district."""
+    """Return GP practices by name, ODS code, postcode district, or their programmes' area or name."""
     query = " ".join(query.split())
     if not query:
         return Organisation.objects.none()
@@ -57,6 +57,12 @@ def practice_search(query: str) -> QuerySet[Organisation]:
     condition = Q(name__icontains=query) | Q(ods_code__iexact=query)
     if district.isalnum() and any(c.isdigit() for c in district) and len(district) <= 4:
         condition |= Q(postcode__istartswith=district + " ") | Q(postcode__iexact=district)
+    # "Devon" finds Devon's practices: people know their county better than their practice's code.
+    in_programme = Programme.objects.filter(
+        Q(region__icontains=query) | Q(partnership__icontains=query) | Q(name__icontains=query),
+        participations__organisation=OuterRef("pk"),
+    )
+    condition |= Exists(in_programme)
     return Organisation.objects.filter(condition, kind=Organisation.Kind.GP_PRACTICE).order_by(
         "name"
     )
@@ -74,3 +80,19 @@ def programmes_with_notice(practice: Organisation | None = None) -> QuerySet[Pro
     if practice is not None:
         qs = qs.filter(participations__organisation=practice).distinct()
     return qs.order_by("name")
+
+
+def programme_practice_names(programmes: list[Programme]) -> dict[int, list[str]]:
+    """Return the names of each programme's GP practices (by name), keyed by programme id."""
+    names: dict[int, list[str]] = {p.pk: [] for p in programmes}
+    rows = (
+        Organisation.objects.filter(
+            kind=Organisation.Kind.GP_PRACTICE, participations__programme__in=programmes
+        )
+        .values_list("participations__programme", "name")
+        .order_by("name")
+        .distinct()
+    )
+    for programme_id, name in rows:
+        names[programme_id].append(name)
+    return names

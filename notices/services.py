@@ -16,9 +16,10 @@ from django.db.models import Max
 from django.utils import timezone
 
 from governance.models import Programme, User
-from notices import cache, generator
+from notices import cache, generator, selectors
 from notices.completeness import missing_items
 from notices.models import Notice, NoticeVersion
+from notices.presentation import diff_versions
 from phm_portal.audit import audit_log
 from phm_portal.errors import InvalidInput, NotAllowedNow
 
@@ -27,6 +28,12 @@ LOCAL_TEXT_MAX = 5000
 
 class NoticeIncomplete(NotAllowedNow):
     """The notice does not yet say everything Articles 13 and 14 require (409, with the list)."""
+
+
+NOTHING_TO_PUBLISH = (
+    "This draft says nothing the published notice does not: there is nothing to publish. "
+    "Change the programme's governance data or the local wording first."
+)
 
 
 def content_sha256(*, slug: str, number: int, sections: list[dict]) -> str:
@@ -178,6 +185,16 @@ def notice_version_missing(version: NoticeVersion) -> list[dict]:
     return missing_items(facts=version.facts, sections=version.sections)
 
 
+def notice_version_says_nothing_new(version: NoticeVersion) -> bool:
+    """Return whether the version's words are those of the notice patients read now."""
+    published = selectors.current_version(version.notice.programme.slug)
+    return (
+        published is not None
+        and published.pk != version.pk
+        and not diff_versions(published, version)[0]
+    )
+
+
 def notice_version_publish(*, actor: User, version: NoticeVersion) -> NoticeVersion:
     """Publish a complete, up-to-date draft; from now on it never changes.
 
@@ -185,7 +202,9 @@ def notice_version_publish(*, actor: User, version: NoticeVersion) -> NoticeVers
     2. Refuse a draft generated from governance data that has changed since (409):
        what is published must say what the data says now.
     3. Refuse an incomplete draft (409 with the missing items).
-    4. Claim draft -> published, audit, and drop the cached public page on commit.
+    4. Refuse a draft whose words are those of the published version (409): patients
+       would get a "what changed" page saying nothing changed.
+    5. Claim draft -> published, audit, and drop the cached public page on commit.
     """
     programme = version.notice.programme
     if version.status != NoticeVersion.Status.DRAFT:
@@ -204,6 +223,8 @@ def notice_version_publish(*, actor: User, version: NoticeVersion) -> NoticeVers
             "14 require. Record the missing facts in the programme, then generate the draft again.",
             details=missing,
         )
+    if notice_version_says_nothing_new(version):
+        raise NotAllowedNow(NOTHING_TO_PUBLISH)
     now = timezone.now()
     with transaction.atomic():
         claimed = NoticeVersion.objects.filter(

@@ -14,7 +14,13 @@ from django.views.decorators.http import require_GET, require_http_methods
 from notices import cache, pdf, selectors, services
 from notices import permissions as perms
 from notices.models import NoticeVersion
-from notices.presentation import diff_versions, readability, rendered_sections
+from notices.presentation import (
+    area_label,
+    diff_versions,
+    readability,
+    rendered_sections,
+    version_practices,
+)
 from phm_portal.errors import DomainError
 
 SERVICE_NAME = "Privacy notices"
@@ -30,8 +36,12 @@ def _public(template: str, context: dict) -> bytes:
 def _version_context(version: NoticeVersion) -> dict:
     programme = version.notice.programme
     previous = selectors.previous_public_version(version)
+    # The practices the version speaks for: frozen with it, so the cached page stays true.
+    practices = version_practices(version)
     return {
         "programme": programme,
+        "area": area_label(programme.region, [p["name"] for p in practices]),
+        "practices": practices,
         "destroyed": _destroyed(programme),
         "version": version,
         "sections": rendered_sections(version),
@@ -56,7 +66,7 @@ def _state(programme) -> str:
 
 @require_GET
 def search(request: HttpRequest) -> HttpResponse:
-    """Find a practice by name, ODS code or postcode district; list its programmes."""
+    """Find a practice by name, ODS code, postcode district or area; list its programmes."""
     query = request.GET.get("q", "").strip()[:100]
     results = None
     if query:
@@ -64,7 +74,9 @@ def search(request: HttpRequest) -> HttpResponse:
             (practice, list(selectors.programmes_with_notice(practice)))
             for practice in selectors.practice_search(query)[:50]
         ]
-    published = [p for p in selectors.programmes_with_notice() if p.has_notice]
+    programmes = [p for p in selectors.programmes_with_notice() if p.has_notice]
+    names = selectors.programme_practice_names(programmes)
+    published = [(p, area_label(p.region, names[p.pk])) for p in programmes]
     body = _public(
         "notices/search.html", {"query": query, "results": results, "published": published}
     )
@@ -219,6 +231,14 @@ def manage(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, "Your local wording was saved. Check the preview below.")
             return redirect("notice-manage", pk=version.pk)
     missing = services.notice_version_missing(version)
+    # A draft says what it changes since the last version patients could read (the words
+    # their "what changed" page will compare), and whether it changes anything at all.
+    since, diffs, unchanged, nothing_new = None, [], 0, False
+    if version.status == NoticeVersion.Status.DRAFT:
+        since = selectors.previous_public_version(version)
+        if since is not None:
+            diffs, unchanged = diff_versions(since, version)
+        nothing_new = services.notice_version_says_nothing_new(version)
     return render(
         request,
         "notices/manage.html",
@@ -230,6 +250,11 @@ def manage(request: HttpRequest, pk: int) -> HttpResponse:
             "readability": readability(version),
             "missing": missing,
             "errors": errors,
+            "since": since,
+            "diffs": diffs,
+            "unchanged": unchanged,
+            "nothing_new": nothing_new,
+            "nothing_to_publish": services.NOTHING_TO_PUBLISH,
             "can_edit": perms.can_edit(request.user, programme),
             "public_url": reverse("notice-version", args=[programme.slug, version.number])
             if version.is_public

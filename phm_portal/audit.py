@@ -22,6 +22,40 @@ CHECKPOINT_ACTION = "audit.checkpoint_taken"
 _GUARD = importlib.import_module("phm_portal.migrations.0003_audit_events_append_only")
 
 
+# What an audit action code is about, in words; the codes themselves stay as they are.
+_ACTION_SUBJECTS = {
+    "audit": "Audit log",
+    "auth": "Sign-in",
+    "consent": "Consent",
+    "data_flow": "Data flow",
+    "dataset": "Extract",
+    "destruction": "Destruction",
+    "job": "Pseudonymisation job",
+    "national_opt_out": "National data opt-out",
+    "notice": "Privacy notice",
+    "opt_out_register": "Opt-out register",
+    "organisation": "Organisation",
+    "programme": "Programme",
+    "pseudonym": "Pseudonym",
+    "signing_key": "Signing key",
+    "type1": "Type 1 opt-out",
+    "user": "Person",
+}
+_ACTION_WORDS = {"api": "API", "dpo": "DPO", "csv": "CSV", "fhir": "FHIR", "pdf": "PDF"}
+
+
+def audit_action_label(action: str) -> str:
+    """Return the action code in words, e.g. 'data_flow.approved' -> 'Data flow: approved'."""
+    subject, _, verb = action.partition(".")
+    if not verb:
+        subject, verb = "", subject
+    words = " ".join(_ACTION_WORDS.get(w, w) for w in verb.split("_"))
+    if not subject:
+        return words[:1].upper() + words[1:]
+    named = _ACTION_SUBJECTS.get(subject) or subject.replace("_", " ").capitalize()
+    return f"{named}: {words}"
+
+
 def _actor_name(actor: Any) -> str:
     if actor is None:
         return SYSTEM_ACTOR

@@ -8,7 +8,11 @@ def portal(request) -> dict:
     user = getattr(request, "user", None)
     capabilities: set[str] = set()
     if user is not None and user.is_authenticated:
-        capabilities = {c for c in ("manage_users", "read_audit") if user.can(c)}
+        capabilities = {
+            c
+            for c in ("manage_users", "read_audit", "run_pseudonymisation", "manage_programmes")
+            if user.can(c)
+        }
     return {
         "service_name": "PHM governance portal",
         "demo_mode": settings.DEMO_MODE,

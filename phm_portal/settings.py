@@ -2,7 +2,9 @@
 
 With no environment the portal refuses to start without a secret. `make run` and
 `make test` set PHM_DEMO=1: the embedded demo, with SQLite and files under var/,
-the filesystem Celery broker, DEBUG on and a secret generated once under var/.
+the filesystem Celery broker, a secret generated once under var/, and plain HTTP on
+this machine (no HTTPS redirect, no secure-only cookies). DEBUG is off unless DEBUG=1,
+in the demo too, so that a missing page or an error shows the portal's own page.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from phm_portal.lib.env import env_bool, env_int, env_list, env_secret, env_str
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEMO_MODE = env_bool("PHM_DEMO", False)
-DEBUG = env_bool("DEBUG", DEMO_MODE)
+DEBUG = env_bool("DEBUG", False)
+# The embedded demo (or DEBUG) answers on plain HTTP on this machine, static files from
+# the source folders: no collectstatic, no HTTPS redirect, no secure-only cookies.
+LOCAL_HTTP = DEMO_MODE or DEBUG
 
 VAR_DIR = Path(env_str("PHM_VAR_DIR") or BASE_DIR / "var").resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -101,8 +106,8 @@ KEY_ENCRYPTION_KEY = decode_key(
     _data_key("PHM_KEY_ENCRYPTION_KEY", "demo_key_encryption_key"), name="PHM_KEY_ENCRYPTION_KEY"
 )
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
-if not DEBUG and not ALLOWED_HOSTS:
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if LOCAL_HTTP else [])
+if not LOCAL_HTTP and not ALLOWED_HOSTS:
     raise ImproperlyConfigured(
         "ALLOWED_HOSTS is not set: with DEBUG off, name the host names the portal answers to "
         "(comma-separated)."
@@ -116,6 +121,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",  # intcomma: counts and populations with thousands separators
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -304,11 +310,13 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-        if DEBUG
+        if LOCAL_HTTP
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
-WHITENOISE_USE_FINDERS = DEBUG
+# WhiteNoise serves the demo's static files straight from the source folders (runserver
+# serves none with DEBUG off).
+WHITENOISE_USE_FINDERS = LOCAL_HTTP
 
 # --- Security -----------------------------------------------------------------
 # Content Security Policy (django-csp), in the demo too: scripts and styles only from
@@ -336,7 +344,7 @@ SESSION_COOKIE_HTTPONLY = True
 # the last X-Forwarded-For entry, whatever DEBUG is (phm_portal.lib.client), and, with
 # DEBUG off, X-Forwarded-Proto says whether the client used HTTPS.
 PHM_BEHIND_TLS_PROXY = env_bool("PHM_BEHIND_TLS_PROXY", False)
-if not DEBUG:
+if not LOCAL_HTTP:
     SECURE_SSL_REDIRECT = env_bool("PHM_SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = env_int("PHM_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
@@ -503,6 +511,33 @@ if PHM_MEMORY_UPLOAD_MAX_BYTES < 1:
     raise ImproperlyConfigured("PHM_MEMORY_UPLOAD_MAX_BYTES must be at least 1.")
 FILE_UPLOAD_HANDLERS = ["phm_portal.lib.upload_handlers.MemoryOnlyUploadHandler"]
 
+
+# --- The portal's public address ---------------------------------------------------
+# Certificates and e-mails, written with no request at hand, give full addresses (the
+# /verify/ page) under this one. Default: the demo's http://127.0.0.1:8000, else https://
+# and the first host name of ALLOWED_HOSTS.
+def _public_url() -> str:
+    url = env_str("PHM_PUBLIC_URL")
+    if url is None:
+        if LOCAL_HTTP:
+            return "http://127.0.0.1:8000"
+        host = next((h for h in ALLOWED_HOSTS if not h.startswith((".", "*"))), None)
+        if host is None:
+            raise ImproperlyConfigured(
+                "PHM_PUBLIC_URL is not set and ALLOWED_HOSTS names no single host: set it to "
+                "the portal's address, e.g. https://phm.example.nhs.uk"
+            )
+        return f"https://{host}"
+    if not url.startswith(("https://", "http://")):
+        raise ImproperlyConfigured(
+            f"PHM_PUBLIC_URL must be the portal's address, e.g. https://phm.example.nhs.uk; "
+            f"got {url!r}"
+        )
+    return url.rstrip("/")
+
+
+PHM_PUBLIC_URL = _public_url()
+
 # --- Email (certificates to controllers' DPOs, reminders to CSU admins) -----------
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL") or "phm-portal@localhost"
 EMAIL_HOST = env_str("EMAIL_HOST") or ""
@@ -524,4 +559,11 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL") or "INFO"},
+    # The beat's periodic tasks run every minute or hour: their routine lines ("Sending
+    # due task", task received, task succeeded) are INFO and would fill the log; warnings
+    # and failures still show. PHM_CELERY_ROUTINE_LOG_LEVEL=INFO brings them back.
+    "loggers": {
+        name: {"level": env_str("PHM_CELERY_ROUTINE_LOG_LEVEL") or "WARNING"}
+        for name in ("celery.beat", "celery.app.trace", "celery.worker.strategy")
+    },
 }

@@ -8,7 +8,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from phm_portal.audit import audit_verify
+from phm_portal.audit import audit_action_label, audit_verify
 from phm_portal.models import AuditEvent
 
 
@@ -28,7 +28,14 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     if actor:
         qs = qs.filter(actor=actor)
     page = Paginator(qs, 50).get_page(request.GET.get("page"))
-    actions = AuditEvent.objects.order_by("action").values_list("action", flat=True).distinct()
+    for event in page.object_list:
+        event.action_label = audit_action_label(event.action)
+    actions = [
+        (code, audit_action_label(code))
+        for code in AuditEvent.objects.order_by("action")
+        .values_list("action", flat=True)
+        .distinct()
+    ]
     report = audit_verify() if request.GET.get("verify") else None
     return render(
         request,

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from destruction.models import (
@@ -46,7 +47,11 @@ def destruction_reminders_send(*, now: dt.datetime | None = None) -> list[str]:
                 subject=f"Destroy the data of {programme.name}: the programme has ended",
                 message=render_to_string(
                     "destruction/reminder_email.txt",
-                    {"programme": programme},
+                    {
+                        "programme": programme,
+                        "destruction_address": settings.PHM_PUBLIC_URL
+                        + reverse("destruction-programme", args=[programme.slug]),
+                    },
                 ),
                 from_email=None,
                 recipient_list=admins,

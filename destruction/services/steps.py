@@ -22,6 +22,7 @@ from destruction.models import (
     DestructionRun,
     DestructionStep,
 )
+from destruction.selectors import verify_address
 from destruction.services.keys import signing_identity
 from governance.models import Participation, Programme
 from notices import cache as notices_cache
@@ -302,8 +303,12 @@ def _step_verify(run: DestructionRun, renew: Callable[[], None]) -> dict:
             readable += 1
         except NotAllowedNow:
             pass
+    finished = jobs.count()
     check(
-        f"reading the output of each of the {jobs.count()} finished jobs is refused", not readable
+        "reading the output of the finished job is refused"
+        if finished == 1
+        else f"reading the output of each of the {finished:,} finished jobs is refused",
+        not readable,
     )
     failed = [c["check"] for c in checks if not c["passed"]]
     if failed:
@@ -347,6 +352,7 @@ def certificate_render(*, run: DestructionRun, serial: str, issued_at: dt.dateti
             "erase": steps.get(DestructionStep.Name.ERASE_KEYS),
             "verify": steps.get(DestructionStep.Name.VERIFY),
             "steps": [steps[n] for n in DestructionStep.ORDER if n in steps][:5],
+            "verify_address": verify_address(),
         },
     )
     return weasyprint.HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf(
@@ -393,7 +399,12 @@ def _step_deliver(run: DestructionRun, renew: Callable[[], None]) -> dict:
     if recipients:
         body = render_to_string(
             "destruction/certificate_email.txt",
-            {"programme": run.programme, "certificate": certificate, "run": run},
+            {
+                "programme": run.programme,
+                "certificate": certificate,
+                "run": run,
+                "verify_address": verify_address(),
+            },
         )
         message = EmailMessage(
             subject=f"Data destruction certificate {certificate.serial}: {run.programme.name}",

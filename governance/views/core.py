@@ -16,7 +16,7 @@ from governance import permissions as perms
 from governance import selectors, services
 from governance.flowmap import build_flow_map
 from governance.forms import UserCreateForm
-from governance.models import DataFlow, Organisation, Participation, Programme, User
+from governance.models import Organisation, Participation, Programme, User
 from phm_portal.errors import DomainError
 from phm_portal.forms import add_service_error
 
@@ -26,6 +26,7 @@ def home(request: HttpRequest) -> HttpResponse:
     user = request.user
     organisations = perms.organisations_of(user).order_by("name")
     programmes = perms.programmes_of(user).order_by("name")
+    awaiting_you, awaiting_another = perms.data_flow_queue(user)
     return render(
         request,
         "governance/home.html",
@@ -33,9 +34,8 @@ def home(request: HttpRequest) -> HttpResponse:
             "organisations": organisations,
             "programmes": programmes,
             "capabilities": [(c, perms.CAPABILITY_LABELS[c]) for c in perms.capabilities_of(user)],
-            "flows_awaiting": perms.data_flows_visible_to(user)
-            .filter(status=DataFlow.Status.SUBMITTED)
-            .count(),
+            "flows_awaiting_you": awaiting_you.count(),
+            "flows_awaiting_another": awaiting_another.count(),
         },
     )
 

@@ -114,6 +114,13 @@ def data_flow_list(request: HttpRequest) -> HttpResponse:
         status="" if status == ALL_STATUSES else status,
         organisation=organisation,
     )
+    # A CSU admin's queue is split by the four-eyes rule: what they may decide, and what
+    # they submitted themselves and another admin must decide.
+    is_queue = status == DataFlow.Status.SUBMITTED
+    split = is_queue and user.can("approve_data_flows")
+    own_submissions = qs.filter(perms.own_submissions(user)) if split else None
+    if split:
+        qs = qs.exclude(perms.own_submissions(user))
     page = Paginator(qs, 25).get_page(request.GET.get("page"))
     visible = perms.data_flows_visible_to(user)
     organisations = Organisation.objects.filter(
@@ -125,7 +132,9 @@ def data_flow_list(request: HttpRequest) -> HttpResponse:
         "governance/data_flow_list.html",
         {
             "page": page,
-            "is_queue": status == DataFlow.Status.SUBMITTED,
+            "is_queue": is_queue,
+            "split": split,
+            "own_submissions": own_submissions,
             "filters": filters,
             "querystring_base": urlencode(filters) + "&",
             "statuses": DataFlow.Status.choices,

@@ -28,7 +28,7 @@ def test_the_public_page_explains_both_opt_outs_without_sign_in(client, programm
     assert 'href="https://www.nhs.uk/your-nhs-data-matters/"' in html
     assert "0300 3035678" in html
     assert "Testshire PHM" in html
-    assert 'name="date_of_birth"' in html
+    assert 'name="date_of_birth_day"' in html
 
 
 def test_only_gp_practices_have_a_public_page(client, csu):
@@ -57,7 +57,7 @@ def test_the_nhs_number_is_optional_but_checked_when_given(client, practice_a):
     assert submit(client, nhs_number="").status_code == 302
     response = submit(client, nhs_number="9434765918")
     assert response.status_code == 400
-    assert "check digit" in response.content.decode()
+    assert "Check your NHS number: it has 10 digits" in response.content.decode()
     assert Type1Request.objects.count() == 1
 
 

@@ -9,7 +9,7 @@ from kombu.exceptions import OperationalError
 
 from datasets import services
 from datasets.models import Dataset, Job
-from tests.datasets.conftest import HEADER, csv_file
+from tests.datasets.conftest import HEADER, csv_file, make_flow
 
 ROW = "9434765919,Ann,1960-03-01,CB1 2AB,A81001,XaZ89\n"
 FORM = {
@@ -49,8 +49,34 @@ def test_the_upload_page_names_a_missing_column(client, alice, flow):
     client.force_login(alice)
     page = upload(client, flow, postcode="post_code").content.decode()
     assert "There is a problem" in page
-    assert "column &#x27;post_code&#x27;" in page
+    assert "no column named &#x27;post_code&#x27;" in page
     assert not Dataset.objects.exists()
+
+
+def test_a_missing_column_is_shown_at_its_field_with_the_files_columns(client, alice, flow):
+    client.force_login(alice)
+    page = upload(client, flow, nhs_number="nhs_no").content.decode()
+    field = page.split('id="id_nhs_number-error"', 1)[1].split("</span>", 2)[1]
+    assert "The file has no column named &#x27;nhs_no&#x27;." in field
+    assert "Its columns are: nhs_number, forename, date_of_birth, postcode, practice" in field
+    assert '<p id="file-columns-list">nhs_number, forename, date_of_birth, postcode' in page
+    assert "The file was not kept: correct the column names below" in page
+    assert 'value="nhs_no"' in page  # the person's mapping is kept to correct
+    assert not Dataset.objects.exists()
+
+
+def test_the_upload_page_tells_two_flows_between_the_same_organisations_apart(
+    client, alice, flow, programme, practice_a, csu
+):
+    other = make_flow(programme, practice_a, csu, identifiability="pseudonymised")
+    other.data_categories = ["gp", "hospital"]
+    other.save()
+    client.force_login(alice)
+    page = client.get("/datasets/upload/").content.decode()
+    assert f"Data flow #{flow.pk}: Practice A Surgery" in page
+    assert f"Data flow #{other.pk}: Practice A Surgery" in page
+    assert "(testshire) – GP records; identifiable</option>" in page
+    assert "(testshire) – GP records, Hospital records; pseudonymised</option>" in page
 
 
 def test_the_upload_page_offers_only_the_persons_approved_flows(client, charlie, flow):
@@ -234,3 +260,14 @@ def test_a_practice_manager_reidentifies_their_patient_on_the_page(
         "9434765919" not in other and "None of these codes is a patient of your practice" in other
     )
     assert client.get("/practices/A81001/reidentify/").status_code == 404
+
+
+def test_re_identification_does_not_offer_a_destroyed_programme(client, alice, programme):
+    from governance.models import Programme
+
+    client.force_login(alice)
+    page = client.get("/practices/A81001/reidentify/").content.decode()
+    assert f'<option value="{programme.slug}"' in page
+    Programme.objects.filter(pk=programme.pk).update(status=Programme.Status.DESTROYED)
+    page = client.get("/practices/A81001/reidentify/").content.decode()
+    assert f'<option value="{programme.slug}"' not in page

@@ -45,6 +45,11 @@ def flip_signed_byte(pdf: bytes) -> bytes:
     return bytes(data)
 
 
+def test_the_certificate_gives_the_full_address_of_the_verify_page(destroyed):
+    text = text_of(bytes(destroyed.certificate.pdf))
+    assert "check it at http://127.0.0.1:8000/verify/" in text
+
+
 def test_the_certificate_names_what_was_destroyed_how_when_and_by_whom(destroyed, job):
     certificate = destroyed.certificate
     text = text_of(bytes(certificate.pdf))

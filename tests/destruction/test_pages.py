@@ -95,22 +95,44 @@ def test_the_controllers_page_lists_the_certificate(client, dpo_a, destroyed):
     assert "The programme's data and keys were destroyed on" in programme_page
 
 
-def test_the_public_verify_page_says_genuine_unmodified_and_whose(client, destroyed):
+def _check(client, pdf: bytes):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    pdf = bytes(destroyed.certificate.pdf)
-    page = client.post("/verify/", {"file": SimpleUploadedFile("c.pdf", pdf, "application/pdf")})
+    return client.post("/verify/", {"file": SimpleUploadedFile("c.pdf", pdf, "application/pdf")})
+
+
+def test_a_valid_certificate_gets_a_green_confirmation_with_whose_it_is(client, destroyed):
+    page = _check(client, bytes(destroyed.certificate.pdf))
     text = words(page)
-    assert page.status_code == 200 and "This certificate is valid" in text
-    assert "Genuine Yes: signed with this portal's key" in text
+    assert page.status_code == 200
+    assert '<div class="nhsuk-panel" id="verify-result">' in page.content.decode()
+    assert "This certificate is valid It is genuine (signed with this portal's key)" in text
     assert destroyed.certificate.serial in text and "Testshire PHM" in text
-    page = client.post(
-        "/verify/", {"file": SimpleUploadedFile("c.pdf", flip_signed_byte(pdf), "application/pdf")}
-    )
+    assert "Signed by" in text
+
+
+def test_a_tampered_certificate_gets_a_warning_and_no_certificate_details(client, destroyed):
+    page = _check(client, flip_signed_byte(bytes(destroyed.certificate.pdf)))
     text = words(page)
-    assert "This certificate is not valid" in text and "Unmodified No" in text
+    assert 'class="nhsuk-warning-callout" id="verify-result"' in page.content.decode()
+    assert "This certificate is not valid" in text
+    assert "Do not rely on this document" in text
+    assert "Signed by" not in text and "Genuine" not in text
+    assert destroyed.certificate.serial not in text and "Serial number" not in text
+
+
+def test_an_empty_check_shows_the_error_summary(client, db):
     missing = client.post("/verify/", {})
-    assert missing.status_code == 400 and "Choose the certificate PDF to check." in words(missing)
+    text = words(missing)
+    assert missing.status_code == 400
+    assert "There is a problem Choose the certificate PDF to check." in text
+    assert 'href="#file"' in missing.content.decode()
+
+
+def test_the_verify_page_is_linked_from_the_public_pages(client, db):
+    assert 'href="/verify/">Check a data destruction certificate' in (
+        client.get("/notices/").content.decode()
+    )
 
 
 def test_after_destruction_the_pages_say_so_instead_of_failing(client, admin, alice, destroyed):
@@ -150,3 +172,14 @@ def test_the_notice_page_stays_up_and_says_when_the_data_was_destroyed(
     assert run.certificate.serial in text
     version = client.get(f"/notices/testshire/v{published.number}/")
     assert "was destroyed on" in words(version)
+
+
+def test_the_run_page_labels_evidence_in_words_and_counts_one_job_in_the_singular(
+    client, admin, destroyed
+):
+    text = words(signed_in(client, admin).get(f"/destruction-runs/{destroyed.pk}/"))
+    assert "PDF SHA-256 : " in text and "Pdf sha256" not in text
+    assert "Controllers without a DPO email address : " in text
+    assert "Controllers without dpo email" not in text
+    assert "reading the output of the finished job is refused (passed)" in text
+    assert "each of the 1 finished jobs" not in text

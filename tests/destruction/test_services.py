@@ -94,6 +94,10 @@ def test_the_certificate_is_emailed_to_every_controllers_dpo(data, admin, mailou
         "dpo@practice-b.example.nhs.uk",
     ]
     assert run.certificate.serial in message.subject
+    assert (
+        "check that the certificate is genuine and unmodified at http://127.0.0.1:8000/verify/"
+        in (" ".join(message.body.split()))
+    )
     name, content, mimetype = message.attachments[0]
     assert name == f"{run.certificate.serial}.pdf" and mimetype == "application/pdf"
     assert content == bytes(run.certificate.pdf)

@@ -3,6 +3,7 @@ import datetime as dt
 import pytest
 
 from consent.models import Type1Event, Type1Request
+from tests.e2e.dates import fill_date
 
 pytestmark = pytest.mark.e2e
 
@@ -23,9 +24,7 @@ def test_a_practice_manager_records_an_opt_out_and_sees_the_rate(
     page.get_by_label("NHS number").fill("943 476 5919")
     page.get_by_label("Opt out (Type 1 dissent").check()
     page.get_by_label("Phone").check()
-    page.get_by_label("Date the patient asked").fill(
-        (dt.date.today() - dt.timedelta(days=1)).isoformat()
-    )
+    fill_date(page, "Date the patient asked", dt.date.today() - dt.timedelta(days=1))
     page.get_by_role("button", name="Record").click()
     assert page.get_by_role("heading", level=1).inner_text().endswith("NHS number 943 476 5919")
     assert Type1Event.objects.get().method == "phone"
@@ -42,7 +41,7 @@ def test_a_patient_asks_for_an_opt_out_without_javascript(browser, live_server, 
     page.goto("/practices/A81001/")
     assert "Opting out of sharing your data" in page.get_by_role("heading", level=1).inner_text()
     page.get_by_label("Full name").fill("Jo Example")
-    page.get_by_label("Date of birth").fill("1970-03-31")
+    fill_date(page, "Date of birth", ("31", "3", "1970"))
     page.get_by_label("How can the practice contact you?").fill("jo@example.com")
     page.get_by_role("button", name="Send my request").click()
     reference = Type1Request.objects.get().reference

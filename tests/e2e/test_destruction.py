@@ -15,6 +15,7 @@ from destruction.selectors import certificate_verify
 from governance import permissions as governance_perms
 from governance.catalogue import legal_bases_sync
 from governance.models import DataFlow, LegalBasis, Programme, User
+from tests.e2e.axe import axe_violations
 
 pytestmark = pytest.mark.e2e
 
@@ -116,3 +117,28 @@ def test_a_csu_admin_destroys_a_demo_programme_and_downloads_the_certificate(
     page.get_by_label("Certificate (PDF)").set_input_files(str(target))
     page.get_by_role("button", name="Check the certificate").click()
     assert "This certificate is valid" in page.locator("main").inner_text()
+    assert axe_violations(page) == []
+
+
+def test_the_verify_page_shows_an_error_summary_and_a_warning_for_a_bad_file(
+    page, transactional_db, tmp_path
+):
+    import pypdf
+
+    page.goto("/notices/")
+    page.get_by_role("link", name="Check a data destruction certificate").click()
+    page.get_by_role("button", name="Check the certificate").click()
+    summary = page.locator(".nhsuk-error-summary").inner_text()
+    assert "Choose the certificate PDF to check" in summary
+    assert axe_violations(page) == []
+
+    writer = pypdf.PdfWriter()
+    writer.add_blank_page(width=200, height=200)
+    unsigned = Path(tmp_path) / "unsigned.pdf"
+    with unsigned.open("wb") as f:
+        writer.write(f)
+    page.get_by_label("Certificate (PDF)").set_input_files(str(unsigned))
+    page.get_by_role("button", name="Check the certificate").click()
+    result = page.locator("#verify-result").inner_text()
+    assert "This certificate is not valid" in result and "Signed by" not in result
+    assert axe_violations(page) == []

@@ -23,6 +23,7 @@ from destruction.selectors import certificate_verify
 from governance import services as gov
 from governance.models import DataFlow
 from notices.models import NoticeVersion
+from tests.e2e.dates import fill_date
 from tests.e2e.test_notices import demo  # noqa: F401 - the demo regions, for the patient
 from tests.integration.conftest import workers  # noqa: F401 - real Celery workers
 from tests.integration.test_pseudonymisation_workers import (  # noqa: F401 - files and keys
@@ -57,13 +58,13 @@ def save(page, request, suffix: str = "png") -> Path:
 # --- 1. a practice manager records and withdraws an opt-out -------------------------
 def test_a_practice_manager_records_and_withdraws_an_opt_out(page, screenshot, alice, programme):
     sign_in(page, "alice")
-    asked = (dt.date.today() - dt.timedelta(days=2)).isoformat()
+    asked = dt.date.today() - dt.timedelta(days=2)
 
     page.get_by_role("link", name="Record an opt-out or withdrawal").first.click()
     page.get_by_label("NHS number").fill("401 023 2137")
     page.get_by_label("Opt out (Type 1 dissent").check()
     page.get_by_label("Phone").check()
-    page.get_by_label("Date the patient asked").fill(asked)
+    fill_date(page, "Date the patient asked", asked)
     page.get_by_role("button", name="Record").click()
     assert page.get_by_role("heading", level=1).inner_text().endswith("NHS number 401 023 2137")
 
@@ -75,9 +76,7 @@ def test_a_practice_manager_records_and_withdraws_an_opt_out(page, screenshot, a
     page.get_by_label("NHS number").fill("4010232137")
     page.get_by_label("Withdraw their opt-out").check()
     page.get_by_label("Phone").check()
-    page.get_by_label("Date the patient asked").fill(
-        (dt.date.today() - dt.timedelta(days=1)).isoformat()
-    )
+    fill_date(page, "Date the patient asked", dt.date.today() - dt.timedelta(days=1))
     page.get_by_role("button", name="Record").click()
     main = main_text(page)
     assert "827261000000102" in main or "ithdr" in main
@@ -246,7 +245,7 @@ def test_a_patient_finds_their_practice_reads_the_notice_and_downloads_the_pdf(
     page = context.new_page()
     try:
         page.goto("/notices/")
-        page.get_by_label("Practice name, ODS code or postcode district").fill("EX1")
+        page.get_by_label("Practice name, ODS code, postcode district or area").fill("EX1")
         page.get_by_role("button", name="Search").click()
         assert "Exe Estuary Surgery" in main_text(page)
         page.get_by_role(

@@ -72,3 +72,30 @@ def test_the_accessibility_check_does_find_violations(page):
     )
     found = {v["id"] for v in axe_violations(page)}
     assert {"image-alt", "html-has-lang", "label"} <= found
+
+
+def test_the_draft_page_shows_what_changed_and_has_no_violation(page, demo):
+    devon = Programme.objects.get(slug="devon")
+    gov.programme_update(actor=None, programme=devon, data={"length_weeks": 30})
+    dpo = User.objects.get(username="dpo-devon")
+    draft, _ = services.notice_draft_generate(actor=dpo, programme=devon)
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill("dpo-devon")
+    page.get_by_label("Password").fill("a-demo-password")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/")
+    page.goto(f"/notice-versions/{draft.pk}/")
+    main = page.locator("main").inner_text()
+    assert "What changed since version 1" in main
+    assert "30 weeks" in main
+    violations = axe_violations(page)
+    assert violations == [], json.dumps(violations, indent=2)
+
+
+def test_an_unknown_address_shows_the_portals_own_404_page(page, transactional_db):
+    response = page.goto("/no-such-page/")
+    assert response.status == 404
+    assert page.locator("h1").inner_text() == "Page not found"
+    assert "If you typed the web address, check it is correct." in page.locator("main").inner_text()
+    violations = axe_violations(page)
+    assert violations == [], json.dumps(violations, indent=2)

@@ -33,14 +33,59 @@ def test_a_csu_admin_sees_the_queue_of_flows_awaiting_decision_by_default(
     client.force_login(admin2)
     html = _html(client.get("/data-flows/"))
     assert "<title>Data flows awaiting decision – PHM governance portal</title>" in html
-    assert "1 data flow awaiting decision" in html
+    assert "1 data flow awaiting your decision" in html
     assert f'href="/data-flows/{submitted.pk}/"' in html
     assert f'href="/data-flows/{other.pk}/"' not in html  # a draft is not in the queue
 
 
 def test_the_queue_says_when_it_is_empty(client, admin, draft):
     client.force_login(admin)
-    assert "No data flow is awaiting a decision" in _html(client.get("/data-flows/"))
+    html = _html(client.get("/data-flows/"))
+    assert "No data flow is awaiting your decision" in html
+    assert "None of the flows awaiting decision was submitted by you." in html
+
+
+def test_the_queue_splits_a_csu_admins_own_submissions_from_those_they_may_decide(
+    client, admin, admin2, submitted, programme, practice_b, csu
+):
+    other = services.data_flow_submit(
+        actor=admin2,
+        flow=services.data_flow_create(
+            actor=admin2,
+            programme=programme,
+            source=practice_b,
+            destination=csu,
+            data_categories=["gp"],
+            identifiability="identifiable",
+            legal_basis_codes=["UK-GDPR-6-1-e", "UK-GDPR-9-2-h"],
+            purpose="Send practice B's GP records to the CSU.",
+            dpia_reference="DPIA-TEST-2026-02",
+            dsa_reference="DSA-TEST-B82002-0AR",
+        ),
+    )
+    client.force_login(admin)
+    html = _html(client.get("/data-flows/"))
+    yours, own = html.split("<h2>Submitted by you, awaiting another CSU admin</h2>")
+    assert "<h2>Awaiting your decision</h2>" in yours
+    assert "1 data flow awaiting your decision" in yours
+    assert f"Data flow #{other.pk}<" in yours and f"Data flow #{submitted.pk}<" not in yours
+    assert "1 data flow submitted by you, awaiting another CSU admin" in own
+    assert f"Data flow #{submitted.pk}<" in own and f"Data flow #{other.pk}<" not in own
+
+
+def test_the_admin_home_page_counts_own_submissions_apart(client, admin, admin2, submitted):
+    client.force_login(admin)
+    html = _html(client.get("/"))
+    assert (
+        '<a href="/data-flows/">Data flows awaiting your decision</a>: 0 to approve or reject; '
+        "1 submitted by you, awaiting another CSU admin"
+    ) in html
+    client.force_login(admin2)
+    html = _html(client.get("/"))
+    assert (
+        '<a href="/data-flows/">Data flows awaiting your decision</a>: 1 to approve or reject</li>'
+        in html
+    )
 
 
 def test_every_status_can_be_listed_and_filtered_by_programme_and_organisation(
@@ -91,10 +136,13 @@ def test_a_party_sees_only_their_flows_in_every_status(client, alice, charlie, a
     assert f"Data flow #{approved.pk}<" not in _html(client.get("/data-flows/"))
 
 
-def test_the_queue_is_linked_from_the_admin_home_page_and_the_header(client, admin, submitted):
-    client.force_login(admin)
+def test_the_queue_is_linked_from_the_admin_home_page_and_the_header(client, admin2, submitted):
+    client.force_login(admin2)
     html = _html(client.get("/"))
-    assert '<a href="/data-flows/">Data flows awaiting decision</a>: 1 to approve or reject' in html
+    assert (
+        '<a href="/data-flows/">Data flows awaiting your decision</a>: 1 to approve or reject'
+        in html
+    )
     assert 'class="nhsuk-header__navigation-link" href="/data-flows/">Data flows</a>' in html
 
 
@@ -162,7 +210,9 @@ def test_approving_needs_the_confirmation_tick(client, admin2, submitted):
     assert response.status_code == 200
     html = _html(response)
     assert "There is a problem" in html
-    assert "Tick the box to confirm: i have checked the DPIA" in html
+    assert "Confirm that you have checked the DPIA and the data sharing agreement" in html
+    assert "i have checked" not in html and "This field is required." not in html
+    assert 'href="#id_confirm"' in html
     submitted.refresh_from_db()
     assert submitted.status == DataFlow.Status.SUBMITTED
 

@@ -235,3 +235,39 @@ def test_processors_that_feed_each_other_are_still_drawn(db, programme, admin, c
     drawn = [p for p in svg.iter(f"{SVG_NS}path") if p.get("class") == "portal-flowmap__flow"]
     assert len(drawn) == 2
     assert sorted(n.column for n in flow_map.nodes) == [0, 1]
+
+
+def test_long_names_and_labels_wrap_inside_their_boxes_with_the_whole_text_on_hover(
+    client, admin, approved, practice_a, csu
+):
+    from governance.flowmap import LABEL_CHAR_W, NAME_CHAR_W, NODE_W
+
+    practice_a.name = practice_a.short_name = (
+        "The Very Long Named Riverside and Meadowbank Family Health Partnership Surgery"
+    )
+    practice_a.save()
+    approved.data_categories = ["gp", "mental_health", "social_care", "community", "hospital"]
+    approved.save()
+    client.force_login(admin)
+    svg = _svg(client.get("/programmes/testshire/").content.decode())
+    groups = list(svg.iter(f"{SVG_NS}g"))
+    node = next(g for g in groups if g.get("data-ods") == practice_a.ods_code)
+    assert node.find(f"{SVG_NS}title").text == practice_a.name
+    name_lines = _texts(node)[:-1]
+    assert len(name_lines) == 3 and name_lines[-1].endswith("…")
+    assert all(len(line) * NAME_CHAR_W <= NODE_W - 20 for line in name_lines)
+    box = node.find(f"{SVG_NS}rect")
+    assert float(box.get("height")) >= 19 + 2 * 16 + 22  # three lines and the code line fit
+    label = next(
+        g
+        for g in groups
+        if g.get("class") == "portal-flowmap__label" and g.get("data-flow") == str(approved.pk)
+    )
+    assert label.find(f"{SVG_NS}title").text == (
+        "GP + Mental health + Social care + Community + Hospital"
+    )
+    lines = _texts(label)
+    assert lines[-2:] == ["identifiable", "approved"]
+    width = float(label.find(f"{SVG_NS}rect").get("width"))
+    assert all(len(line) * LABEL_CHAR_W + 12 <= width for line in lines)
+    assert float(label.find(f"{SVG_NS}rect").get("height")) == len(lines) * 12 + 4

@@ -97,3 +97,22 @@ def test_load_demo_twice_changes_nothing_and_keeps_the_chain_valid(demo):
         User.objects.count(),
     )
     assert audit_verify().valid
+
+
+def test_load_demo_on_a_fresh_database_says_what_it_added(db, settings):
+    import io
+
+    settings.DEMO_PASSWORD = "a-demo-password"
+    out = io.StringIO()
+    call_command("load_demo", stdout=out)
+    said = out.getvalue()
+    assert f"Demo data loaded: {Organisation.objects.count()} organisations, 5 programmes," in said
+    assert "there already" not in said
+
+
+def test_load_demo_again_says_it_was_all_there_already(demo):
+    import io
+
+    out = io.StringIO()
+    call_command("load_demo", stdout=out)
+    assert "Demo data ready: nothing added, all of it was there already (" in out.getvalue()

@@ -104,3 +104,13 @@ def test_the_people_form_names_what_is_wrong(client, admin, csu):
 
 def test_health_answers_ok(client, db):
     assert client.get("/health/").json() == {"database": "ok"}
+
+
+def test_the_programme_page_shows_its_population_with_thousands_separators(
+    client, alice, programme
+):
+    programme.population = 1200000
+    programme.save()
+    client.force_login(alice)
+    html = client.get("/programmes/testshire/").content.decode()
+    assert '<dd class="nhsuk-summary-list__value">1,200,000</dd>' in html

@@ -173,3 +173,12 @@ def test_an_unknown_programme_or_version_is_a_404(api, dpo_a, db):
 def test_the_notice_endpoints_are_in_the_schema(client, db, path):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     assert path in schema["paths"]
+
+
+def test_publishing_a_draft_that_changes_nothing_is_a_409(api, published, complete, dpo_a):
+    from notices import services
+
+    again, _ = services.notice_draft_generate(actor=dpo_a, programme=complete)
+    response = api(dpo_a).post(f"/api/v1/notices/{again.pk}/publish/")
+    assert response.status_code == 409
+    assert "there is nothing to publish" in response.json()["detail"]

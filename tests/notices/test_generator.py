@@ -82,7 +82,10 @@ def test_approved_data_flows_add_their_sources_and_categories(complete, dpo_a, c
     DataFlowFactory(source=council, data_categories=["social_care"], status="submitted", **common)
     version, _ = services.notice_draft_generate(actor=dpo_a, programme=complete)
     sources = text(version, "sources")
-    assert "Royal Testshire Hospital: hospital records and mental health records" in sources
+    assert (
+        "Royal Testshire Hospital, the NHS trust: hospital records and mental health records"
+        in (sources)
+    )
     assert "Testshire Council" not in sources  # not approved: no data moves on it
 
 

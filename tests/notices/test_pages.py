@@ -107,3 +107,45 @@ def test_the_processor_dpo_and_an_outsider_are_refused(client, draft, dpo_csu, d
 def test_the_drafting_pages_need_sign_in(client, draft):
     response = client.get(f"/notice-versions/{draft.pk}/")
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_the_draft_page_shows_what_changed_since_the_published_version(
+    client, published, complete, dpo_a
+):
+    from notices import services
+
+    again, _ = services.notice_draft_generate(actor=dpo_a, programme=complete)
+    services.notice_version_update(
+        actor=dpo_a, version=again, local_texts={"opt_out": "Ask at reception."}
+    )
+    client.force_login(dpo_a)
+    page = words(client.get(f"/notice-versions/{again.pk}/"))
+    assert "What changed since version 1" in page
+    assert "added: Ask at reception." in page
+    assert "there is nothing to publish" not in page
+
+
+def test_the_draft_page_says_when_a_draft_changes_nothing(client, published, complete, dpo_a):
+    from notices import services
+
+    again, _ = services.notice_draft_generate(actor=dpo_a, programme=complete)
+    client.force_login(dpo_a)
+    page = words(client.get(f"/notice-versions/{again.pk}/"))
+    assert "The words of this draft are those of version 1." in page
+    assert (
+        "This draft says nothing the published notice does not: there is nothing to publish."
+        in page
+    )
+
+
+def test_publishing_a_draft_that_changes_nothing_is_refused_on_the_page(
+    client, published, complete, dpo_a
+):
+    from notices import services
+
+    again, _ = services.notice_draft_generate(actor=dpo_a, programme=complete)
+    client.force_login(dpo_a)
+    response = client.post(f"/notice-versions/{again.pk}/publish/")
+    assert response.status_code == 409
+    assert "there is nothing to publish" in words(response)
+    assert NoticeVersion.objects.get(pk=again.pk).status == "draft"

@@ -67,7 +67,7 @@ REGIONS = {
             "NHS Digital:",
             "national data sets",
             "already holds information about other health and care attendances",
-            "Cambridgeshire County Council:",
+            "Cambridgeshire County Council, the local authority:",
             "social care records",
             "Identifying groups of patients that could benefit from direct interventions",
             "The programme runs for 22 weeks",
@@ -191,3 +191,22 @@ def test_load_demo_publishes_each_region_once_as_its_dpo(demo):
     for v in versions:
         assert v.status == "published" and v.number == 1
         assert v.published_by.username == f"dpo-{v.notice.programme.slug}"
+
+
+def test_the_notice_says_what_kind_of_body_each_organisation_is(client, demo):
+    page = _text(
+        html.unescape(
+            re.sub(
+                r"<[^>]+>",
+                "",
+                client.get("/notices/cambridgeshire-peterborough/").content.decode(),
+            )
+        )
+    )
+    assert "Cambridgeshire County Council, the local authority" in page
+    derby = _text(
+        html.unescape(
+            re.sub(r"<[^>]+>", "", client.get("/notices/derby-derbyshire/").content.decode())
+        )
+    )
+    assert "Optum is a private company." in derby

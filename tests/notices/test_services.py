@@ -111,3 +111,18 @@ def test_withdrawal_needs_a_reason_and_is_audited(published, dpo_a):
 def test_a_draft_cannot_be_withdrawn(draft, dpo_a):
     with pytest.raises(NotAllowedNow):
         services.notice_version_withdraw(actor=dpo_a, version=draft, reason="x")
+
+
+def test_a_draft_identical_to_the_published_notice_is_refused(published, complete, dpo_a):
+    again, _ = services.notice_draft_generate(actor=dpo_a, programme=complete)
+    with pytest.raises(NotAllowedNow, match="there is nothing to publish"):
+        services.notice_version_publish(actor=dpo_a, version=again)
+    assert NoticeVersion.objects.get(pk=again.pk).status == "draft"
+
+
+def test_a_draft_with_new_local_wording_can_be_published(published, complete, dpo_a):
+    again, _ = services.notice_draft_generate(actor=dpo_a, programme=complete)
+    again = services.notice_version_update(
+        actor=dpo_a, version=again, local_texts={"opt_out": "Ask at reception."}
+    )
+    assert services.notice_version_publish(actor=dpo_a, version=again).status == "published"

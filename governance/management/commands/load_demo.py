@@ -14,13 +14,31 @@ from governance import demo, services
 from governance.models import DataFlow, Organisation, Participation, Programme, User
 from governance.permissions import bind
 
+KINDS = ("organisations", "programmes", "users", "data_flows")
+
+
+def _counts(counts: dict[str, int]) -> str:
+    parts = [f"{counts[k]} {k.replace('_', ' ')}" for k in KINDS if counts[k]]
+    return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts)
+
+
+def loaded_message(made: dict[str, int], kept: dict[str, int]) -> str:
+    """Return what load_demo says: what it added, and what was there already if anything."""
+    if not any(kept.values()):
+        said = f"Demo data loaded: {_counts(made)} added."
+    elif not any(made.values()):
+        said = f"Demo data ready: nothing added, all of it was there already ({_counts(kept)})."
+    else:
+        said = f"Demo data ready: {_counts(made)} added; {_counts(kept)} were there already."
+    return said + " Demo users sign in with DEMO_PASSWORD."
+
 
 class Command(BaseCommand):
     help = "Load the five demo regions, their organisations and demo users (idempotent)."
 
     def handle(self, *args, **options) -> None:
         with transaction.atomic():
-            made = self._load()
+            made, kept = self._load()
         # Each later app adds its own demo data in `<app>/demo.py: load(stdout)`, in
         # INSTALLED_APPS order; found by name so governance never imports them.
         for config in apps.get_app_configs():
@@ -31,16 +49,12 @@ class Command(BaseCommand):
                 continue
             with transaction.atomic():
                 importlib.import_module(module_name).load(stdout=self.stdout)
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Demo data ready: {made['organisations']} organisations, {made['programmes']} programmes, "
-                f"{made['users']} users and {made['data_flows']} data flows added (the rest were there already). "
-                f"Demo users sign in with DEMO_PASSWORD."
-            )
-        )
+        self.stdout.write(self.style.SUCCESS(loaded_message(made, kept)))
 
-    def _load(self) -> dict[str, int]:
+    def _load(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Add what is missing; return how many of each were added and how many were there."""
         made = {"organisations": 0, "programmes": 0, "users": 0}
+        kept = dict.fromkeys(KINDS, 0)
         orgs: dict[str, Organisation] = {}
         every = demo.ORGANISATIONS + [p for practices in demo.PRACTICES.values() for p in practices]
         for data in every:
@@ -48,6 +62,8 @@ class Command(BaseCommand):
             if org is None:
                 org = services.organisation_create(actor=None, data=data)
                 made["organisations"] += 1
+            else:
+                kept["organisations"] += 1
             orgs[org.ods_code] = org
 
         today = timezone.localdate()
@@ -55,6 +71,7 @@ class Command(BaseCommand):
             slug = spec["fields"]["slug"]
             programme = Programme.objects.filter(slug=slug).first()
             if programme is not None:
+                kept["programmes"] += 1
                 continue
             fields = dict(spec["fields"])
             # Started some weeks ago, on a Monday, so the demo is always live.
@@ -114,19 +131,20 @@ class Command(BaseCommand):
                 )
                 made["users"] += 1
             else:
+                kept["users"] += 1
                 for o in ods_codes:
                     bind(user, orgs[o])
                 user.set_password(settings.DEMO_PASSWORD)
                 user.save(update_fields=["password"])
-        made["data_flows"] = self._load_flows(orgs)
-        return made
+        made["data_flows"], kept["data_flows"] = self._load_flows(orgs)
+        return made, kept
 
-    def _load_flows(self, orgs: dict[str, Organisation]) -> int:
+    def _load_flows(self, orgs: dict[str, Organisation]) -> tuple[int, int]:
         """Add the notices' data flows, each through the workflow (four eyes); skip existing ones."""
         drafter = User.objects.get(username="csu-admin")
         decider = User.objects.get(username="csu-admin-2")
         programmes = {p.slug: p for p in Programme.objects.filter(slug__in=demo.SLUGS)}
-        added = 0
+        added = kept = 0
         for (
             slug,
             source,
@@ -143,6 +161,7 @@ class Command(BaseCommand):
                 identifiability=identifiability,
             )
             if any(sorted(f.data_categories) == sorted(categories) for f in existing):
+                kept += 1
                 continue
             flow = services.data_flow_create(
                 actor=drafter,
@@ -166,4 +185,4 @@ class Command(BaseCommand):
                 )
             elif outcome == "rejected":
                 services.data_flow_reject(actor=decider, flow=flow, reason=demo.REJECTION_REASON)
-        return added
+        return added, kept
