@@ -68,12 +68,19 @@ def _unwrap(wrapped: bytes) -> bytes:
 
 # --- uploads -----------------------------------------------------------------------
 def dataset_upload(
-    *, actor: User, data_flow: DataFlow, upload: EncryptedUpload, mapping: object
+    *,
+    actor: User,
+    data_flow: DataFlow,
+    upload: EncryptedUpload,
+    mapping: object,
+    keep_if_mapping_refused: bool = False,
 ) -> Dataset:
     """Store an encrypted extract on an approved flow, after checking its header and mapping.
 
-    The upload is already encrypted on disk (datasets.uploads); on any refusal it is deleted.
+    The upload is already encrypted on disk (datasets.uploads); on any refusal it is deleted,
+    except, if asked, when only the mapping was refused (field "mapping"): the caller keeps it.
     """
+    keep = False
     try:
         if data_flow.status != DataFlow.Status.APPROVED:
             raise NotAllowedNow(
@@ -112,8 +119,12 @@ def dataset_upload(
         name = f"datasets/{upload.id}.csv.enc"
         with open(upload.path, "rb") as encrypted:
             stored = default_storage.save(name, File(encrypted))
+    except InvalidInput as exc:
+        keep = keep_if_mapping_refused and exc.field == "mapping"
+        raise
     finally:
-        upload.discard()
+        if not keep:
+            upload.discard()
     dataset = Dataset(
         id=upload.id,
         data_flow=data_flow,

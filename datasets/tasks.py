@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import chord, shared_task
 
-from datasets import services
+from datasets import held_uploads, services
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -44,3 +44,9 @@ def dataset_note_patients(dataset_id: str) -> int:
 def jobs_resend_queued() -> int:
     """Beat: send again the start of queued jobs whose message may have been lost."""
     return services.jobs_resend_queued()
+
+
+@shared_task
+def held_uploads_sweep() -> int:
+    """Beat: delete the uploads kept for a corrected mapping once their hour is over."""
+    return held_uploads.held_uploads_sweep()

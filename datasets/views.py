@@ -14,8 +14,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
+from datasets import held_uploads, selectors, services
 from datasets import permissions as perms
-from datasets import selectors, services
 from datasets.uploads import EncryptedUpload, EncryptingUploadHandler
 from governance import permissions as governance_perms
 from governance.models import DataFlow, Programme
@@ -99,41 +99,77 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
     return _dataset_upload(request)
 
 
+HELD_UPLOAD_SESSION_KEY = "datasets.held_upload"
+
+
 @csrf_protect
 @require_http_methods(["GET", "POST"])
 def _dataset_upload(request: HttpRequest) -> HttpResponse:
     form = UploadForm(request.POST if request.method == "POST" else None, user=request.user)
     file_columns = None
+    held = None
     if request.method == "POST":
         upload = request.FILES.get("file")
         handler = request.upload_handlers[0]
         try:
-            if (
-                isinstance(handler, EncryptingUploadHandler)
-                and handler.upload is not None
-                and handler.upload.too_large
-            ):
-                message = f"The file is larger than the limit of {handler.limit:,} bytes."
-                return render(
-                    request, "datasets/upload.html", {"form": form, "error": message}, status=413
-                )
-            if not isinstance(upload, EncryptedUpload):
+            if isinstance(handler, EncryptingUploadHandler) and handler.upload is not None:
+                _release_held_upload(request)  # a new file replaces the one kept
+                if handler.upload.too_large:
+                    message = f"The file is larger than the limit of {handler.limit:,} bytes."
+                    return render(
+                        request,
+                        "datasets/upload.html",
+                        {"form": form, "error": message},
+                        status=413,
+                    )
+            elif not isinstance(upload, EncryptedUpload):
+                held = _held_upload(request)
+            if not isinstance(upload, EncryptedUpload) and held is None:
                 form.add_error(None, "Choose the extract file (CSV) to upload.")
             elif form.is_valid():
                 flow = perms.get_flow_for_upload(request.user, form.cleaned_data["data_flow"].pk)
-                try:
-                    dataset = services.dataset_upload(
-                        actor=request.user, data_flow=flow, upload=upload, mapping=form.mapping()
-                    )
-                except (DomainError, ValidationError) as exc:
-                    file_columns = _add_upload_error(form, exc)
+                if held is not None:
+                    upload = held_uploads.upload_take(hold_id=held.id, user_id=request.user.pk)
+                    request.session.pop(HELD_UPLOAD_SESSION_KEY, None)
+                    held = None
+                if upload is None:
+                    form.add_error(None, "Choose the extract file (CSV) to upload.")
                 else:
-                    messages.success(request, f"{dataset.original_name} is stored, encrypted.")
-                    return redirect("dataset-detail", dataset_id=dataset.pk)
+                    try:
+                        dataset = services.dataset_upload(
+                            actor=request.user,
+                            data_flow=flow,
+                            upload=upload,
+                            mapping=form.mapping(),
+                            keep_if_mapping_refused=True,
+                        )
+                    except (DomainError, ValidationError) as exc:
+                        file_columns = _add_upload_error(form, exc)
+                        if isinstance(exc, DomainError) and exc.field == "mapping":
+                            held = held_uploads.upload_hold(upload=upload, user_id=request.user.pk)
+                            request.session[HELD_UPLOAD_SESSION_KEY] = held.id
+                    else:
+                        messages.success(request, f"{dataset.original_name} is stored, encrypted.")
+                        return redirect("dataset-detail", dataset_id=dataset.pk)
         finally:
             if isinstance(upload, EncryptedUpload):
-                upload.discard()
-    return render(request, "datasets/upload.html", {"form": form, "file_columns": file_columns})
+                upload.discard()  # a held upload was moved aside first
+    context = {"form": form, "file_columns": file_columns, "held": held}
+    return render(request, "datasets/upload.html", context)
+
+
+def _held_upload(request: HttpRequest) -> held_uploads.HeldUpload | None:
+    """Return the upload kept for this person if the form names it, else None."""
+    hold_id = request.POST.get("held_upload", "")
+    if not hold_id or hold_id != request.session.get(HELD_UPLOAD_SESSION_KEY):
+        return None
+    return held_uploads.upload_held(hold_id=hold_id, user_id=request.user.pk)
+
+
+def _release_held_upload(request: HttpRequest) -> None:
+    hold_id = request.session.pop(HELD_UPLOAD_SESSION_KEY, None)
+    if hold_id:
+        held_uploads.upload_release(hold_id=hold_id)
 
 
 def _add_upload_error(form: UploadForm, exc: DomainError | ValidationError) -> list[str] | None:

@@ -454,6 +454,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "datasets.tasks.jobs_resend_queued",
         "schedule": env_int("PHM_JOB_RESEND_SECONDS", 60),
     },
+    # Uploads kept (encrypted) for a person to correct their column mapping last an hour.
+    "held-uploads-sweep": {
+        "task": "datasets.tasks.held_uploads_sweep",
+        "schedule": env_int("PHM_HELD_UPLOAD_SWEEP_SECONDS", 600),
+    },
     # A signed checkpoint of the audit chain, outside the database (also after each destruction).
     "audit-checkpoint": {
         "task": "phm_portal.tasks.audit_checkpoint",

@@ -24,6 +24,7 @@ from destruction.services.runs import (
 from destruction.services.steps import (
     METHOD,
     StepFailed,
+    certificate_document,
     certificate_render,
     certificate_serial,
     key_id,
@@ -35,6 +36,7 @@ __all__ = [
     "METHOD",
     "StepBusy",
     "StepFailed",
+    "certificate_document",
     "certificate_render",
     "certificate_serial",
     "destruction_reminders_send",

@@ -330,8 +330,18 @@ def _parties(programme: Programme) -> tuple[list[Participation], list[Participat
     return controllers, processors
 
 
+# Tagged PDF/UA-1; given to the layout and to the writing alike, as HTML.write_pdf does.
+CERTIFICATE_PDF_OPTIONS = {"pdf_variant": "pdf/ua-1", "pdf_tags": True}
+
+
 def certificate_render(*, run: DestructionRun, serial: str, issued_at: dt.datetime) -> bytes:
     """Return the unsigned certificate PDF (WeasyPrint) of a run whose data is destroyed."""
+    document = certificate_document(run=run, serial=serial, issued_at=issued_at)
+    return document.write_pdf(**CERTIFICATE_PDF_OPTIONS)
+
+
+def certificate_document(*, run: DestructionRun, serial: str, issued_at: dt.datetime):
+    """Return the certificate laid out in pages (a WeasyPrint document), before it is a PDF."""
     import weasyprint
 
     manifest = _manifest_of(run)
@@ -355,8 +365,8 @@ def certificate_render(*, run: DestructionRun, serial: str, issued_at: dt.dateti
             "verify_address": verify_address(),
         },
     )
-    return weasyprint.HTML(string=html, base_url=str(settings.BASE_DIR)).write_pdf(
-        pdf_variant="pdf/ua-1", pdf_tags=True
+    return weasyprint.HTML(string=html, base_url=str(settings.BASE_DIR)).render(
+        **CERTIFICATE_PDF_OPTIONS
     )
 
 

@@ -60,7 +60,8 @@ def test_a_missing_column_is_shown_at_its_field_with_the_files_columns(client, a
     assert "The file has no column named &#x27;nhs_no&#x27;." in field
     assert "Its columns are: nhs_number, forename, date_of_birth, postcode, practice" in field
     assert '<p id="file-columns-list">nhs_number, forename, date_of_birth, postcode' in page
-    assert "The file was not kept: correct the column names below" in page
+    assert "Your file extract.csv (" in page
+    assert "is kept, encrypted: correct the column names and upload again" in page
     assert 'value="nhs_no"' in page  # the person's mapping is kept to correct
     assert not Dataset.objects.exists()
 

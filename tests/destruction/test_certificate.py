@@ -176,3 +176,43 @@ def test_verify_certificate_command(destroyed, tmp_path, capsys):
 
 def test_one_certificate_per_run(destroyed):
     assert Certificate.objects.filter(run=destroyed).count() == 1
+
+
+def page_endings(document) -> list[str]:
+    """Return the element (tag) that ends the body of every page but the last."""
+    from weasyprint.formatting_structure import boxes
+
+    endings = []
+    for page in document.pages[:-1]:
+        texts = [
+            box
+            for box in page._page_box.descendants()
+            if isinstance(box, boxes.TextBox) and not isinstance(box, boxes.MarginBox)
+        ]
+        body = [box for box in texts if box.element_tag is not None]  # None: the footer
+        endings.append(f"{body[-1].element_tag}: {body[-1].text}" if body else "")
+    return endings
+
+
+def test_no_certificate_page_ends_with_a_heading(destroyed):
+    from governance.models import Participation
+    from tests.factories import OrganisationFactory, ParticipationFactory
+
+    # More controllers push everything after them down, one line at a time, so that each
+    # heading in turn reaches the foot of a page: it must then go to the next page.
+    pages = set()
+    for count in range(48):
+        if count:
+            ParticipationFactory(
+                programme=destroyed.programme,
+                organisation=OrganisationFactory(name=f"Joint controller {count}"),
+                role=Participation.Role.JOINT_CONTROLLER,
+            )
+        document = services.certificate_document(
+            run=destroyed, serial=destroyed.certificate.serial, issued_at=destroyed.finished_at
+        )
+        endings = page_endings(document)
+        pages.add(len(endings) + 1)
+        orphans = [e for e in endings if e.split(":")[0] in ("h1", "h2", "h3", "caption")]
+        assert orphans == [], f"{count} extra controllers: a page ends with {orphans}"
+    assert len(pages) > 1  # the range did move content across a page boundary
