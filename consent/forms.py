@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from consent.models import Type1Event
 from governance.models import Programme
-from phm_portal.forms import DateField
+from phm_portal.forms import DateField, PortalForm
 from phm_portal.lib.nhs_number import InvalidNHSNumber, normalise
 
 
@@ -32,7 +32,7 @@ PATIENT_NHS_NUMBER_ERROR = (
 METHODS = [c for c in Type1Event.Method.choices if c[0] != Type1Event.Method.NOT_RECORDED]
 
 
-class Type1RecordForm(forms.Form):
+class Type1RecordForm(PortalForm):
     nhs_number = forms.CharField(
         label="NHS number",
         max_length=20,
@@ -63,7 +63,7 @@ class Type1RecordForm(forms.Form):
     )
 
 
-class LookupForm(forms.Form):
+class LookupForm(PortalForm):
     nhs_number = forms.CharField(
         label="NHS number",
         max_length=20,
@@ -72,7 +72,7 @@ class LookupForm(forms.Form):
     )
 
 
-class ImportForm(forms.Form):
+class ImportForm(PortalForm):
     file = forms.FileField(
         label="CSV file from the practice system",
         help_text="A header line nhs_number,event,recorded_on (method optional); UTF-8.",
@@ -83,7 +83,7 @@ class ImportForm(forms.Form):
     )
 
 
-class ListSizeForm(forms.Form):
+class ListSizeForm(PortalForm):
     as_of = forms.DateField(
         label="On",
         widget=DateInput(),
@@ -102,7 +102,7 @@ def _earliest_birth() -> dt.date:
     return dt.date(timezone.localdate().year - 130, 1, 1)
 
 
-class PatientRequestForm(forms.Form):
+class PatientRequestForm(PortalForm):
     """A patient's own words: every field says plainly what to do when it is wrong."""
 
     name = forms.CharField(
@@ -140,7 +140,7 @@ class PatientRequestForm(forms.Form):
             raise forms.ValidationError(PATIENT_NHS_NUMBER_ERROR, code="invalid") from None
 
 
-class RequestRecordForm(forms.Form):
+class RequestRecordForm(PortalForm):
     nhs_number = forms.CharField(
         label="NHS number (verified)",
         max_length=20,
@@ -155,7 +155,7 @@ class RequestRecordForm(forms.Form):
     )
 
 
-class RequestDeclineForm(forms.Form):
+class RequestDeclineForm(PortalForm):
     reason = forms.CharField(
         label="Why is the request declined?",
         max_length=1000,
@@ -164,7 +164,7 @@ class RequestDeclineForm(forms.Form):
     )
 
 
-class NationalCheckStartForm(forms.Form):
+class NationalCheckStartForm(PortalForm):
     programme = forms.ModelChoiceField(
         queryset=Programme.objects.order_by("name"),
         to_field_name="slug",
@@ -172,7 +172,7 @@ class NationalCheckStartForm(forms.Form):
     )
 
 
-class NationalCheckReturnedForm(forms.Form):
+class NationalCheckReturnedForm(PortalForm):
     returned = forms.FileField(
         label="The file the national service returned",
         error_messages={"required": "Choose the file the national service returned"},

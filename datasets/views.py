@@ -20,12 +20,12 @@ from datasets.uploads import EncryptedUpload, EncryptingUploadHandler
 from governance import permissions as governance_perms
 from governance.models import DataFlow, Programme
 from phm_portal.errors import DomainError
-from phm_portal.forms import add_service_error
+from phm_portal.forms import PortalForm, add_service_error
 
 RULES = [("year", "Year of birth"), ("age_band_5", "5-year age band")]
 
 
-class UploadForm(forms.Form):
+class UploadForm(PortalForm):
     data_flow = forms.ModelChoiceField(queryset=DataFlow.objects.none(), label="Approved data flow")
     nhs_number = forms.CharField(label="Column with the NHS number", initial="nhs_number")
     practice = forms.CharField(
@@ -280,7 +280,7 @@ def job_output(request: HttpRequest, job_id) -> HttpResponse:
     return response
 
 
-class ReidentifyForm(forms.Form):
+class ReidentifyForm(PortalForm):
     programme = forms.ModelChoiceField(
         queryset=Programme.objects.none(),
         to_field_name="slug",

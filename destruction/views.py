@@ -15,10 +15,10 @@ from destruction.api import pdf_response
 from destruction.models import Certificate, DestructionStep
 from governance.models import Programme
 from phm_portal.errors import DomainError
-from phm_portal.forms import add_service_error
+from phm_portal.forms import PortalForm, add_service_error
 
 
-class DestroyForm(forms.Form):
+class DestroyForm(PortalForm):
     early = forms.BooleanField(
         required=False, label="Destroy the data before the programme's end date"
     )

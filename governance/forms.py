@@ -4,9 +4,10 @@ from django import forms
 
 from governance.models import DataFlow, LegalBasis, Organisation, Programme, User
 from governance.permissions import organisations_of, programmes_of
+from phm_portal.forms import PortalForm
 
 
-class UserCreateForm(forms.Form):
+class UserCreateForm(PortalForm):
     username = forms.SlugField(max_length=150, help_text="Letters, digits and hyphens.")
     email = forms.EmailField(required=False)
     first_name = forms.CharField(max_length=150, required=False)
@@ -21,7 +22,7 @@ class UserCreateForm(forms.Form):
     )
 
 
-class DataFlowForm(forms.Form):
+class DataFlowForm(PortalForm):
     """Propose or change a draft data flow (the service checks who may, and the parties)."""
 
     programme = forms.ModelChoiceField(

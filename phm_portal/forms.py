@@ -23,6 +23,36 @@ def add_service_error(form: forms.Form, exc: DomainError | ValidationError) -> N
         form.add_error(field if field in form.fields else None, errors)
 
 
+DJANGO_REQUIRED = str(forms.Field.default_error_messages["required"])
+
+
+def required_message(field: forms.Field) -> str:
+    """Return the plain message (NHS.UK style) of a required field left empty, by its kind."""
+    label = str(field.label or "this").strip().rstrip(":")
+    first = label.split(" ", 1)[0]
+    # "I have..." and acronyms ("NHS number", "ODS code") keep their capitals.
+    keep = first == "I" or (len(first) > 1 and first.isupper())
+    what = label if keep else label[:1].lower() + label[1:]
+    if isinstance(field, forms.BooleanField):
+        return f"Tick the box to confirm: {what}"
+    if isinstance(field, (forms.ChoiceField, forms.ModelChoiceField)):
+        return f"Select {what}"
+    if isinstance(field, forms.FileField):
+        return f"Choose {what}"
+    return f"Enter {what}"
+
+
+class PortalForm(forms.Form):
+    """Every page form: a required field left empty says what to do, never Django's
+    "This field is required." (fields that give their own message keep it)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            if str(field.error_messages.get("required")) == DJANGO_REQUIRED:
+                field.error_messages = {**field.error_messages, "required": required_message(field)}
+
+
 class DateInputWidget(forms.MultiWidget):
     """The NHS.UK date input: three boxes, Day, Month and Year (templates/includes/form_field.html)."""
 
