@@ -2,6 +2,8 @@
 
 import pytest
 
+from tests.e2e.axe import axe_violations
+
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "correct-horse-battery"
@@ -27,10 +29,12 @@ def test_a_person_sees_their_token_and_revokes_it_after_confirming(page, screens
     assert "1 token that works now" in main.inner_text()
     assert "GP system" in main.inner_text()
     assert key not in page.content()  # only a fingerprint is kept: the key is never shown
+    assert axe_violations(page) == []
     screenshot()
 
     page.get_by_role("link", name="Revoke").click()
     assert "Revoke the token" in page.get_by_role("heading", level=1).inner_text()
+    assert axe_violations(page) == []
     # Going back keeps the token.
     page.get_by_role("link", name="Keep it and go back to your tokens").click()
     assert "GP system" in page.locator("main").inner_text()

@@ -102,6 +102,7 @@ def test_a_csu_admin_destroys_a_demo_programme_and_downloads_the_certificate(
     assert heading.endswith(f"Run {run.pk}: Succeeded"), heading
     main = page.locator("main").inner_text()
     assert "Verify nothing remains readable" in main and "Failed" not in main
+    assert axe_violations(page) == []
     assert Dataset.objects.get().status == "destroyed"
 
     with page.expect_download() as download:

@@ -23,6 +23,7 @@ from destruction.selectors import certificate_verify
 from governance import services as gov
 from governance.models import DataFlow
 from notices.models import NoticeVersion
+from tests.e2e.axe import axe_violations
 from tests.e2e.dates import fill_date
 from tests.e2e.test_notices import demo  # noqa: F401 - the demo regions, for the patient
 from tests.integration.conftest import workers  # noqa: F401 - real Celery workers
@@ -188,6 +189,7 @@ def test_a_csu_admin_approves_uploads_pseudonymises_downloads_and_destroys(
         pytest.fail(f"the job did not end in 90 s: {main_text(page)}\n{workers.report()}")
     assert page.url == job_url
     assert page.locator("#job-status").inner_text() == "Succeeded", main_text(page)
+    assert axe_violations(page) == []  # the finished job's page
 
     with page.expect_download() as info:
         page.get_by_role("link", name="Download the pseudonymised extract (CSV)").click()
@@ -223,6 +225,7 @@ def test_a_csu_admin_approves_uploads_pseudonymises_downloads_and_destroys(
     workers.wait_for(destroyed, timeout=120, interval=1, what="the destruction run to finish")
     heading = page.get_by_role("heading", level=1).inner_text()
     assert heading.endswith("Succeeded"), main_text(page)
+    assert axe_violations(page) == []  # the finished run's evidence
     with page.expect_download() as info:
         page.get_by_role("link", name="Download the certificate (PDF)").click()
     certificate = save(page, request, "pdf")
