@@ -51,3 +51,31 @@ def test_the_periodic_tasks_routine_lines_are_quiet_unless_asked(tmp_path):
         tmp_path, {"PHM_DEMO": "1", "PHM_CELERY_ROUTINE_LOG_LEVEL": "INFO"}, "shell", "-c", show
     )
     assert loud.stdout.strip().splitlines()[-1] == "['INFO', 'INFO', 'INFO']", loud.stderr
+
+
+CRASH = """
+import sys, types
+from django.test import Client, override_settings
+from django.urls import path
+import phm_portal.urls as real
+
+def crash(request):
+    raise RuntimeError("a bug")
+
+urls = types.ModuleType("crash_urls")
+urls.urlpatterns = [*real.urlpatterns, path("crash/", crash)]
+urls.handler404, urls.handler500 = real.handler404, real.handler500
+sys.modules["crash_urls"] = urls
+with override_settings(ROOT_URLCONF="crash_urls"):
+    response = Client(HTTP_HOST="127.0.0.1", raise_request_exception=False).get("/crash/")
+print("crash", response.status_code, response.content.decode()[:20000])
+"""
+
+
+def test_the_demo_serves_the_portals_own_500_page(tmp_path):
+    result = run_manage(tmp_path, {"PHM_DEMO": "1"}, "shell", "-c", CRASH)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "crash 500" in out
+    assert "<h1>Sorry, there is a problem with the service</h1>" in out
+    assert "Traceback" not in out and "a bug" not in out  # not Django's technical page
