@@ -129,3 +129,15 @@ def test_the_request_sent_page_is_public_and_accessible(page, demo):  # noqa: F8
     assert page.get_by_role("heading", level=1).inner_text() == "Request sent"
     assert "API documentation" not in page.locator("body").inner_text()
     assert_accessible(page)
+
+
+def test_the_too_many_requests_page_is_public_and_accessible(page, demo, settings):  # noqa: F811
+    settings.PHM_OPT_OUT_REQUESTS_PER_HOUR = 0
+    page.goto("/practices/L83901/")
+    page.get_by_label("Full name").fill("Jo Example")
+    fill_date(page, "Date of birth", dt.date(1970, 3, 31))
+    page.get_by_label("How can the practice contact you?").fill("jo@example.com")
+    page.get_by_role("button", name="Send my request").click()
+    assert "Too many requests" in page.locator("main").inner_text()
+    assert "API documentation" not in page.locator("body").inner_text()
+    assert_accessible(page)
