@@ -65,9 +65,19 @@ def authenticate_token(key: str):
 
 
 def authenticate_header(request: HttpRequest):
-    """Return (user, token) for the request's token, None without one; raise if it fails."""
+    """Return (user, token) for the request's token, None without one; raise if it fails.
+
+    The answer is kept on the request: SecondFactorMiddleware asks first, then the API's
+    authentication asks again for the same request, and the token is looked up (and its
+    use recorded) once.
+    """
+    cached = getattr(request, "_phm_token_auth", None)
+    if cached is not None:
+        return cached
     key = token_key_from_header(request)
-    return None if key is None else authenticate_token(key)
+    result = None if key is None else authenticate_token(key)
+    request._phm_token_auth = result
+    return result
 
 
 class ApiTokenAuthentication(authentication.TokenAuthentication):
