@@ -5,13 +5,18 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 NATIVE := datasets/native/.built
+MESH_SANDBOX := mesh-sandbox==1.0.137
 
-.PHONY: run test test-unit lint format bench clean system-packages-run system-packages-test
+.PHONY: run run-mesh test test-unit lint format bench clean system-packages-run system-packages-test
 
 $(STAMP): requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
+	# NHS England's MESH server for the tests and `make run-mesh`, without its dependencies:
+	# it asks for gunicorn<27, which only its container image uses (requirements.txt has
+	# what it needs to run under uvicorn).
+	$(BIN)/pip install --quiet --no-deps $(MESH_SANDBOX)
 	touch $(STAMP)
 
 # The pseudonymisation jobs' HMAC in C over OpenSSL (datasets/native); without a C compiler
@@ -32,6 +37,14 @@ run: system-packages-run $(STAMP) $(NATIVE)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py load_demo
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/run-demo.sh
+
+## The demo with national opt-out checks over MESH: a local mesh-sandbox server and a
+## stand-in national service answering every file (see README, "National data opt-outs over MESH").
+run-mesh: export PHM_DEMO ?= 1
+run-mesh: system-packages-run $(STAMP) $(NATIVE)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py load_demo
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/run-mesh.sh
 
 ## The whole test suite (integration tests run when DATABASE_URL and CELERY_BROKER_URL are set).
 test: export PHM_DEMO ?= 1

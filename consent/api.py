@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from consent import fhir, permissions, selectors, services
 from consent.exports import type1_csv
+from consent.files import national_submission
 from consent.models import NationalOptOutCheck, Type1Event, Type1Request
 from consent.register_quota import RegisterQuotaExceeded
 from governance.models import Programme
@@ -308,6 +309,12 @@ class Type1RequestDecline(APIView):
 class NationalCheckSerializer(serializers.ModelSerializer):
     programme = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     created_by = serializers.CharField(source="created_by.username", read_only=True)
+    overdue = serializers.SerializerMethodField(
+        help_text="sent over MESH and unanswered for PHM_NDOP_REPLY_HOURS (the CSU admins were e-mailed)"
+    )
+
+    def get_overdue(self, check: NationalOptOutCheck) -> bool:
+        return check.overdue_notified_at is not None and check.status == check.Status.SENT
 
     class Meta:
         model = NationalOptOutCheck
@@ -323,6 +330,18 @@ class NationalCheckSerializer(serializers.ModelSerializer):
             "returned",
             "opted_out",
             "purged_at",
+            "local_id",
+            "transport",
+            "demo",
+            "mesh_message_id",
+            "sent_at",
+            "send_attempts",
+            "send_error",
+            "next_send_at",
+            "replied_at",
+            "overdue",
+            "failure",
+            "service_notes",
         ]
 
 
@@ -423,17 +442,15 @@ class NationalCheckDetail(APIView):
 
 
 class NationalCheckSubmission(APIView):
-    @extend_schema(responses={(200, "text/plain"): OpenApiTypes.STR})
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
     def get(self, request, pk: int):
-        """The file to send to the national service: the NHS numbers, one per line."""
+        """The file to send to the national service: each NHS number and a comma, LF ends."""
         check = _check_for(request.user, pk)
         numbers = services.national_check_submission_export(actor=request.user, check=check)
         response = HttpResponse(
-            "".join(f"{n}\r\n" for n in numbers), content_type="text/plain; charset=us-ascii"
+            national_submission(numbers), content_type="application/octet-stream"
         )
-        response["Content-Disposition"] = (
-            f'attachment; filename="{check.programme.slug}-check-{check.pk}.dat"'
-        )
+        response["Content-Disposition"] = f'attachment; filename="{check.file_name}"'
         return response
 
 

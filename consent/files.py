@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -66,8 +67,52 @@ def csv_records(text: str) -> Iterator[tuple[int, list[str]]]:
         start = reader.line_num + 1
 
 
+# --- the national "Check for National Data Opt-outs" service's files -------------------------
+# Its format, as organisations that use it describe it: a .dat file, each NHS number
+# followed by a comma, LF line ends, no header; named, and sent with the MESH subject and
+# local id, <mailbox id>-<DDMMYY>-<4-digit sequence within the month> (odd characters
+# there, a colon say, get no reply). The reply has the same form and holds only the
+# numbers that may be used; a file it cannot process is answered by a line of text.
+LOCAL_ID = re.compile(
+    r"^(?P<mailbox>[A-Z0-9]+)-(?P<day>\d{2})(?P<month>\d{2})(?P<year>\d{2})-(?P<seq>\d{4})$"
+)
+_NUMBER_LIKE = re.compile(r"^[0-9][0-9 \-]*$")
+# Words with which the service (or MESH) says it could not process a file.
+_ERROR_WORDS = re.compile(r"error|invalid|incorrect|fail|reject|not valid|unable|could not", re.I)
+
+
+def national_local_id(mailbox: str, day: dt.date, sequence: int) -> str:
+    """Return the national service's name of a file: <mailbox>-<DDMMYY>-<NNNN>."""
+    if not mailbox.isascii() or not mailbox.isalnum():
+        raise ValueError(f"A MESH mailbox id has only letters and digits, not {mailbox!r}.")
+    if not 1 <= sequence <= 9999:
+        raise ValueError(f"The sequence within the month runs from 1 to 9999, not {sequence}.")
+    return f"{mailbox.upper()}-{day:%d%m%y}-{sequence:04d}"
+
+
+def national_submission(numbers: list[str]) -> bytes:
+    """Return the file for the national service: each number and a comma, LF line ends.
+
+    Every number is checked first (ValueError naming the first bad one): the service
+    answers a file holding one invalid number with an error, not with the others.
+    """
+    for position, number in enumerate(numbers, start=1):
+        try:
+            valid = len(number) == 10 and normalise(number) == number
+        except InvalidNHSNumber as exc:
+            raise ValueError(f"Number {position} of the submission: {exc}") from None
+        if not valid:
+            raise ValueError(f"Number {position} of the submission is not 10 digits.")
+    return "".join(f"{n},\n" for n in numbers).encode("ascii")
+
+
+def _number_value(raw: str) -> str:
+    """Return a line of a national file without its spaces, quotes and trailing comma."""
+    return raw.strip().strip('"').rstrip(",").strip().strip('"')
+
+
 def number_lines(text: str) -> tuple[list[tuple[int, str]], list[LineError]]:
-    """Read a national-service file: one NHS number a line, no header.
+    """Read a national-service file: one NHS number a line, with or without a comma.
 
     Return the valid numbers with their line, and the bad lines. Blank lines are
     ignored; CRLF or LF line ends.
@@ -75,7 +120,7 @@ def number_lines(text: str) -> tuple[list[tuple[int, str]], list[LineError]]:
     good: list[tuple[int, str]] = []
     bad: list[LineError] = []
     for n, raw in enumerate(text.splitlines(), start=1):
-        value = raw.strip().strip('"')
+        value = _number_value(raw)
         if not value:
             continue
         try:
@@ -83,6 +128,36 @@ def number_lines(text: str) -> tuple[list[tuple[int, str]], list[LineError]]:
         except InvalidNHSNumber as exc:
             bad.append(LineError(n, str(exc)))
     return good, bad
+
+
+@dataclass(frozen=True)
+class NationalReply:
+    """What the national service answered: numbers (kind "numbers") or words."""
+
+    kind: str  # "numbers", "error" (it refused the file) or "note" (it said something else)
+    text: str = ""
+
+    @property
+    def words(self) -> str:
+        """Return the service's words, on one line, at most 500 characters."""
+        said = " ".join(self.text.split())
+        return said if len(said) <= 500 else said[:499] + "…"
+
+
+def national_reply_kind(text: str) -> NationalReply:
+    """Tell a reply of numbers from the service's words (an error, or another message).
+
+    A file with any line that looks like a number is a reply of numbers (its bad lines
+    are then named by number_lines); an empty file is one too (nobody may be used). A
+    file of words is the service's error where it says so, else a note (such as that a
+    job was created for the file): never read as "everyone opted out".
+    """
+    lines = [_number_value(raw) for raw in text.splitlines()]
+    lines = [line for line in lines if line]
+    if not lines or any(_NUMBER_LIKE.match(line) for line in lines):
+        return NationalReply("numbers")
+    kind = "error" if _ERROR_WORDS.search(text) else "note"
+    return NationalReply(kind, text.strip())
 
 
 def parse_date(value: str) -> dt.date:

@@ -271,12 +271,24 @@ class NationalOptOutCheck(models.Model):
     returns lists the numbers that may be used; who was submitted but not returned has
     opted out. Results are used until expires_on, then purged: the row stays with its
     dates and counts, the per-patient entries go.
+
+    The file goes to the service by hand (a person downloads and sends it) or, where MESH
+    is configured, over MESH (consent/national_exchange.py): sent, then answered.
     """
 
     class Status(models.TextChoices):
-        AWAITING_RETURN = "awaiting_return", "Awaiting the returned file"
+        AWAITING_RETURN = "awaiting_return", "Awaiting the national service"
+        SENT = "sent", "Sent over MESH, awaiting the national service"
         COMPLETE = "complete", "Complete"
+        FAILED = "failed", "Failed: the national service refused the file"
         PURGED = "purged", "Expired and purged"
+
+    class Transport(models.TextChoices):
+        MANUAL = "manual", "By hand (download and send)"
+        MESH = "mesh", "MESH"
+
+    # Waiting for the national service's answer (by hand, or sent over MESH).
+    WAITING = (Status.AWAITING_RETURN, Status.SENT)
 
     programme = models.ForeignKey(
         Programme, on_delete=models.PROTECT, related_name="national_opt_out_checks"
@@ -290,6 +302,23 @@ class NationalOptOutCheck(models.Model):
     returned = models.PositiveIntegerField(null=True, blank=True)
     opted_out = models.PositiveIntegerField(null=True, blank=True)
     purged_at = models.DateTimeField(null=True, blank=True)
+    # The national service's name for the file: <mailbox>-<DDMMYY>-<sequence in the month>,
+    # used as the file name, the MESH subject and the local id, and matched in its reply.
+    local_id = models.CharField(max_length=64, unique=True, null=True, blank=True)
+    transport = models.CharField(max_length=8, choices=Transport.choices, default=Transport.MANUAL)
+    # Loaded by load_demo: synthetic results, said so on the check's page.
+    demo = models.BooleanField(default=False)
+    # MESH: the message sent, its attempts (retried with backoff) and the reply.
+    mesh_message_id = models.CharField(max_length=64, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    send_attempts = models.PositiveIntegerField(default=0)
+    next_send_at = models.DateTimeField(null=True, blank=True)
+    send_error = models.TextField(blank=True)
+    replied_at = models.DateTimeField(null=True, blank=True)
+    overdue_notified_at = models.DateTimeField(null=True, blank=True)
+    # The national service's words: why it refused the file, or what else it said.
+    failure = models.TextField(blank=True)
+    service_notes = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -298,10 +327,12 @@ class NationalOptOutCheck(models.Model):
             models.Index(fields=["programme", "status", "expires_on"], name="natcheck_usable"),
             # the purge: complete checks past their expiry
             models.Index(fields=["status", "expires_on"], name="natcheck_expiry"),
+            # the MESH poll: checks over MESH still to send, or waiting for their reply
+            models.Index(fields=["transport", "status"], name="natcheck_mesh"),
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=["awaiting_return", "complete", "purged"]),
+                condition=Q(status__in=["awaiting_return", "sent", "complete", "failed", "purged"]),
                 name="natcheck_status_known",
             ),
             models.CheckConstraint(
@@ -309,10 +340,72 @@ class NationalOptOutCheck(models.Model):
                 | (Q(checked_on__isnull=False) & Q(expires_on__isnull=False)),
                 name="natcheck_complete_has_dates",
             ),
+            models.CheckConstraint(
+                condition=~Q(status="sent") | Q(sent_at__isnull=False),
+                name="natcheck_sent_has_time",
+            ),
+            models.CheckConstraint(
+                condition=Q(transport__in=["manual", "mesh"]), name="natcheck_transport_known"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"national opt-out check {self.pk} of {self.programme.slug}"
+
+    @property
+    def waiting(self) -> bool:
+        """Whether the check still waits for the national service's answer."""
+        return self.status in self.WAITING
+
+    @property
+    def file_name(self) -> str:
+        """Return the submission's file name: the service's <mailbox>-<DDMMYY>-<NNNN>.dat."""
+        if self.local_id:
+            return f"{self.local_id}.dat"
+        return f"{self.programme.slug}-check-{self.pk}.dat"
+
+
+class MeshInboxMessage(models.Model):
+    """A message read from the portal's MESH inbox, recorded before it is acknowledged.
+
+    The row is written in the same transaction as the import of the reply, so a worker
+    killed between the import and the acknowledgement finds it at the next poll and
+    only acknowledges (the reply is imported exactly once).
+    """
+
+    class Kind(models.TextChoices):
+        REPLY = "reply", "The national service's reply"
+        ERROR = "error", "The national service's error"
+        NOTE = "note", "Another message of the national service"
+        UNMATCHED = "unmatched", "Matched no check"
+        REFUSED = "refused", "A reply the portal could not import"
+
+    message_id = models.CharField(max_length=64, unique=True)
+    check_run = models.ForeignKey(
+        NationalOptOutCheck,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="mesh_messages",
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    local_id = models.CharField(max_length=200, blank=True)
+    subject = models.CharField(max_length=200, blank=True)
+    detail = models.TextField(blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["reply", "error", "note", "unmatched", "refused"]),
+                name="meshmsg_kind_known",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"MESH message {self.message_id} ({self.kind})"
 
 
 class NationalOptOutEntry(models.Model):

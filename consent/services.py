@@ -19,12 +19,21 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from consent import selectors
+from consent import mesh, selectors
 from consent.bulk import db_date, db_datetime, insert_rows
-from consent.files import LineError, csv_records, decode_text, number_lines, parse_date
+from consent.files import (
+    LineError,
+    csv_records,
+    decode_text,
+    national_local_id,
+    national_reply_kind,
+    number_lines,
+    parse_date,
+)
 from consent.models import (
     NHS_NUMBER_PURPOSE,
     REQUEST_PURPOSE,
+    MeshInboxMessage,
     NationalOptOutCheck,
     NationalOptOutEntry,
     OptOutCode,
@@ -636,21 +645,53 @@ def _clean_checked_on(checked_on: object) -> tuple[dt.date, dt.date]:
     return checked_on, expires_on
 
 
-def national_check_start(*, actor: User, programme: Programme) -> NationalOptOutCheck:
+def _next_local_id(today: dt.date) -> str | None:
+    """Return the next name of a check's file in this month, or None without a mailbox."""
+    mailbox = settings.PHM_MESH_MAILBOX
+    if not mailbox:
+        return None
+    month = f"{today:%m%y}"
+    used = NationalOptOutCheck.objects.filter(
+        local_id__regex=rf"^{mailbox}-[0-9]{{2}}{month}-[0-9]{{4}}$"
+    ).values_list("local_id", flat=True)
+    sequence = max((int(name[-4:]) for name in used), default=0) + 1
+    return national_local_id(mailbox, today, sequence)
+
+
+def national_check_start(
+    *, actor: User, programme: Programme, demo: bool = False
+) -> NationalOptOutCheck:
     """Snapshot the programme's cohort as a new check awaiting the national service's answer.
 
     The cohort is every NHS number the portal knows at the GP practices taking part in
     the programme (their Type 1 events, recorded requests, and numbers noted from extracts).
+    The check's file is named as the service expects (<mailbox>-<DDMMYY>-<NNNN>) where the
+    portal's MESH mailbox is known; with MESH configured it is sent at once by a worker.
     """
     patient_ids = selectors.programme_cohort_patient_ids(programme)
     if not patient_ids:
         raise NotAllowedNow(
             "The portal knows no patient of this programme's practices yet: there is nothing to check."
         )
+    over_mesh = mesh.configured() and not demo
     with transaction.atomic():
-        check = NationalOptOutCheck.objects.create(
-            programme=programme, created_by=actor, submitted=len(patient_ids)
-        )
+        for attempt in range(5):
+            try:
+                with transaction.atomic():  # a savepoint: two checks started at once
+                    check = NationalOptOutCheck.objects.create(
+                        programme=programme,
+                        created_by=actor,
+                        submitted=len(patient_ids),
+                        local_id=_next_local_id(timezone.localdate()),
+                        transport=NationalOptOutCheck.Transport.MESH
+                        if over_mesh
+                        else NationalOptOutCheck.Transport.MANUAL,
+                        demo=demo,
+                    )
+                break
+            except IntegrityError:
+                if attempt == 4:
+                    raise
         insert_rows(
             NationalOptOutEntry, ("check_run", "patient"), [(check.pk, pid) for pid in patient_ids]
         )
@@ -658,8 +699,18 @@ def national_check_start(*, actor: User, programme: Programme) -> NationalOptOut
             actor=actor,
             action="national_opt_out.check_started",
             obj=check,
-            details={"programme": programme.slug, "submitted": len(patient_ids)},
+            details={
+                "programme": programme.slug,
+                "submitted": len(patient_ids),
+                "local_id": check.local_id,
+                "transport": check.transport,
+                "demo": demo,
+            },
         )
+        if over_mesh:
+            from consent.tasks import national_check_send  # noqa: PLC0415 - tasks import services
+
+            transaction.on_commit(lambda: national_check_send.delay(check.pk))
     return check
 
 
@@ -675,10 +726,7 @@ def national_check_submission_export(*, actor: User, check: NationalOptOutCheck)
     return numbers
 
 
-def _returned_indexes(
-    data: bytes, *, submitted: set[str], field: str
-) -> tuple[set[str], list[LineError]]:
-    text = decode_text(data, field=field)
+def _returned_indexes(text: str, *, submitted: set[str]) -> tuple[set[str], list[LineError]]:
     good, bad = number_lines(text)
     index_of = blind_indexer()
     returned: set[str] = set()
@@ -702,26 +750,110 @@ def _bad_file(field: str, bad: list[LineError]) -> InvalidInput:
     )
 
 
-def national_check_complete(
-    *, actor: User, check: NationalOptOutCheck, returned: bytes, checked_on: object = None
+def mesh_message_record(
+    received: mesh.Received | None,
+    *,
+    check: NationalOptOutCheck | None,
+    kind: str,
+    detail: str = "",
+) -> None:
+    """Record a MESH message as read, in the transaction of what it changed (exactly once)."""
+    if received is None:
+        return
+    MeshInboxMessage.objects.create(
+        message_id=received.message_id,
+        check_run=check,
+        kind=kind,
+        local_id=received.local_id[:200],
+        subject=received.subject[:200],
+        detail=detail,
+    )
+
+
+def national_check_fail(
+    *,
+    actor: User | None,
+    check: NationalOptOutCheck,
+    words: str,
+    received: mesh.Received | None = None,
 ) -> NationalOptOutCheck:
-    """Import the file the national service returned: who was submitted but not returned opted out."""
+    """Record that the national service refused the check's file, in its words.
+
+    Nothing is imported and nobody is read as opted out: the submitted patients' entries
+    go, and the programme keeps whatever check it had until a new one completes.
+    """
+    with transaction.atomic():
+        claimed = NationalOptOutCheck.objects.filter(
+            pk=check.pk, status__in=NationalOptOutCheck.WAITING
+        ).update(
+            status=NationalOptOutCheck.Status.FAILED,
+            failure=words,
+            replied_at=timezone.now() if received else None,
+            next_send_at=None,
+        )
+        if claimed != 1:
+            raise NotAllowedNow("This check is no longer waiting for the national service.")
+        deleted, _ = NationalOptOutEntry.objects.filter(check_run=check).delete()
+        mesh_message_record(
+            received, check=check, kind=MeshInboxMessage.Kind.ERROR, detail=words[:2000]
+        )
+        check.refresh_from_db()
+        audit_log(
+            actor=actor,
+            action="national_opt_out.check_failed",
+            obj=check,
+            details={
+                "programme": check.programme.slug,
+                "local_id": check.local_id,
+                "service_said": words,
+                "entries_deleted": deleted,
+                "mesh_message": received.message_id if received else None,
+            },
+        )
+    return check
+
+
+def national_check_complete(
+    *,
+    actor: User | None,
+    check: NationalOptOutCheck,
+    returned: bytes,
+    checked_on: object = None,
+    received: mesh.Received | None = None,
+) -> NationalOptOutCheck:
+    """Import the national service's reply: who was submitted but not returned opted out.
+
+    The reply is the numbers that may be used (one a line, with or without a comma, LF
+    or CRLF). A reply of words is the service's error: the check fails with them shown
+    and nothing is imported. Over MESH, `received` is recorded in the same transaction.
+    """
     checked_on, expires_on = _clean_checked_on(checked_on)
-    if check.status != NationalOptOutCheck.Status.AWAITING_RETURN:
+    if not check.waiting:
         raise NotAllowedNow(f"This check is {check.get_status_display().lower()}.")
+    text = decode_text(returned, field="returned")
+    reply = national_reply_kind(text)
+    if reply.kind == "error":
+        return national_check_fail(actor=actor, check=check, words=reply.words, received=received)
+    if reply.kind == "note":
+        raise InvalidInput(
+            f"This file is not a reply of NHS numbers; it says: “{reply.words}”.",
+            field="returned",
+        )
     submitted = selectors.national_check_entry_ids_by_index(check)
-    returned_set, bad = _returned_indexes(returned, submitted=set(submitted), field="returned")
+    returned_set, bad = _returned_indexes(text, submitted=set(submitted))
     if bad:
         raise _bad_file("returned", bad)
     with transaction.atomic():
         claimed = NationalOptOutCheck.objects.filter(
-            pk=check.pk, status=NationalOptOutCheck.Status.AWAITING_RETURN
+            pk=check.pk, status__in=NationalOptOutCheck.WAITING
         ).update(
             status=NationalOptOutCheck.Status.COMPLETE,
             checked_on=checked_on,
             expires_on=expires_on,
             returned=len(returned_set),
             opted_out=len(submitted) - len(returned_set),
+            replied_at=timezone.now() if received else None,
+            next_send_at=None,
         )
         if claimed != 1:
             raise NotAllowedNow("This check has already been completed.")
@@ -730,6 +862,7 @@ def national_check_complete(
         returned_ids = [submitted[i] for i in returned_set]
         for chunk in _chunks(returned_ids):
             entries.filter(pk__in=chunk).update(opted_out=False)
+        mesh_message_record(received, check=check, kind=MeshInboxMessage.Kind.REPLY)
         check.refresh_from_db()
         audit_log(
             actor=actor,
@@ -742,6 +875,8 @@ def national_check_complete(
                 "opted_out": check.opted_out,
                 "checked_on": checked_on.isoformat(),
                 "expires_on": expires_on.isoformat(),
+                "local_id": check.local_id,
+                "mesh_message": received.message_id if received else None,
             },
         )
     return check
@@ -793,7 +928,7 @@ def national_checks_purge_expired(*, today: dt.date | None = None) -> list[int]:
     due = NationalOptOutCheck.objects.filter(
         status=NationalOptOutCheck.Status.COMPLETE, expires_on__lte=today
     ) | NationalOptOutCheck.objects.filter(
-        status=NationalOptOutCheck.Status.AWAITING_RETURN, created_at__lte=stale_start
+        status__in=NationalOptOutCheck.WAITING, created_at__lte=stale_start
     )
     purged = []
     for check in due.only("pk", "status"):

@@ -452,7 +452,7 @@ def national_check(request: HttpRequest, pk: int) -> HttpResponse:
             status = 413
         elif form.is_valid():
             try:
-                services.national_check_complete(
+                check = services.national_check_complete(
                     actor=request.user,
                     check=check,
                     returned=upload.read(),
@@ -465,7 +465,14 @@ def national_check(request: HttpRequest, pk: int) -> HttpResponse:
                         form.add_error(None, f"Line {line['line']}: {line['error']}")
                 status = _refusal_status(exc)
             else:
-                messages.success(request, "The returned file was imported.")
+                if check.status == NationalOptOutCheck.Status.FAILED:
+                    messages.error(
+                        request,
+                        "The file is the national service's error, not a list of numbers: "
+                        "the check has failed and nothing was imported.",
+                    )
+                else:
+                    messages.success(request, "The returned file was imported.")
                 return redirect("national-check", pk=check.pk)
         else:
             status = 400
@@ -476,6 +483,11 @@ def national_check(request: HttpRequest, pk: int) -> HttpResponse:
             "check": check,
             "form": form,
             "submission_url": reverse("api-national-check-submission", kwargs={"pk": check.pk}),
+            "mesh_mailbox": settings.PHM_MESH_MAILBOX,
+            "ndop_mailbox": settings.PHM_NDOP_MAILBOX,
+            "ndop_workflow": settings.PHM_NDOP_WORKFLOW_ID,
+            "reply_hours": settings.PHM_NDOP_REPLY_HOURS,
+            "poll_minutes": max(1, settings.PHM_MESH_POLL_SECONDS // 60),
         },
         status=status,
     )

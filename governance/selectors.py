@@ -13,6 +13,15 @@ from phm_portal.lib import csv_safe
 from phm_portal.models import AuditEvent
 
 
+def csu_admin_emails() -> list[str]:
+    """Return the e-mail addresses of the active CSU admins (who are told of what goes wrong)."""
+    return sorted(
+        User.objects.filter(role=User.Role.CSU_ADMIN, is_active=True)
+        .exclude(email="")
+        .values_list("email", flat=True)
+    )
+
+
 def api_tokens_live(*, user: User) -> list[ApiToken]:
     """Return the person's API tokens that work now (ApiToken.refusal), newest first."""
     now = timezone.now()

@@ -99,6 +99,57 @@ if PHM_REGISTER_CHECK_NUMBERS_PER_HOUR < 1 or PHM_REGISTER_CHECK_ADMIN_NUMBERS_P
         "PHM_REGISTER_CHECK_NUMBERS_PER_HOUR and PHM_REGISTER_CHECK_ADMIN_NUMBERS_PER_HOUR "
         "must be at least 1."
     )
+# --- MESH and the national "Check for National Data Opt-outs" service ---------------
+# With PHM_MESH_URL set, a check's file goes to the service over MESH and its reply is
+# read from the portal's inbox by a beat task; without it, files are exchanged by hand.
+PHM_MESH_URL = (env_str("PHM_MESH_URL") or "").strip().rstrip("/")
+PHM_MESH_MAILBOX = (env_str("PHM_MESH_MAILBOX") or "").strip().upper()
+PHM_MESH_PASSWORD = env_secret("PHM_MESH_PASSWORD")
+PHM_MESH_SHARED_KEY = env_secret("PHM_MESH_SHARED_KEY")
+PHM_MESH_CLIENT_CERT = (env_str("PHM_MESH_CLIENT_CERT") or "").strip()
+PHM_MESH_CLIENT_KEY = (env_str("PHM_MESH_CLIENT_KEY") or "").strip()
+PHM_MESH_CA_BUNDLE = (env_str("PHM_MESH_CA_BUNDLE") or "").strip()
+PHM_MESH_POLL_SECONDS = env_int("PHM_MESH_POLL_SECONDS", 300)
+PHM_NDOP_MAILBOX = (env_str("PHM_NDOP_MAILBOX") or "").strip().upper()
+# The workflow organisations name for the service; confirm it when the mailbox is set up.
+PHM_NDOP_WORKFLOW_ID = (env_str("PHM_NDOP_WORKFLOW_ID") or "SPINE_NTT_UPHOLDING").strip()
+PHM_NDOP_REPLY_HOURS = env_int("PHM_NDOP_REPLY_HOURS", 24)
+for _name, _value in (
+    ("PHM_MESH_MAILBOX", PHM_MESH_MAILBOX),
+    ("PHM_NDOP_MAILBOX", PHM_NDOP_MAILBOX),
+):
+    if _value and not (_value.isascii() and _value.isalnum()):
+        raise ImproperlyConfigured(
+            f"{_name} is a MESH mailbox id: letters and digits only (got {_value!r}); the "
+            "national service does not answer a file whose name holds other characters."
+        )
+if PHM_MESH_POLL_SECONDS < 1 or PHM_NDOP_REPLY_HOURS < 1:
+    raise ImproperlyConfigured("PHM_MESH_POLL_SECONDS and PHM_NDOP_REPLY_HOURS must be at least 1.")
+if PHM_MESH_URL:
+    _missing = [
+        name
+        for name, value in (
+            ("PHM_MESH_MAILBOX", PHM_MESH_MAILBOX),
+            ("PHM_MESH_PASSWORD", PHM_MESH_PASSWORD),
+            ("PHM_MESH_SHARED_KEY", PHM_MESH_SHARED_KEY),
+            ("PHM_NDOP_MAILBOX", PHM_NDOP_MAILBOX),
+        )
+        if not value
+    ]
+    if _missing:
+        raise ImproperlyConfigured(
+            f"PHM_MESH_URL is set, so MESH needs {', '.join(_missing)} too (a secret may be "
+            "given as NAME_FILE naming a file that holds it)."
+        )
+    if bool(PHM_MESH_CLIENT_CERT) != bool(PHM_MESH_CLIENT_KEY):
+        raise ImproperlyConfigured("Set PHM_MESH_CLIENT_CERT and PHM_MESH_CLIENT_KEY together.")
+    for _name, _value in (
+        ("PHM_MESH_CLIENT_CERT", PHM_MESH_CLIENT_CERT),
+        ("PHM_MESH_CLIENT_KEY", PHM_MESH_CLIENT_KEY),
+        ("PHM_MESH_CA_BUNDLE", PHM_MESH_CA_BUNDLE),
+    ):
+        if _value and not Path(_value).is_file():
+            raise ImproperlyConfigured(f"{_name} names {_value!r}, which is not a file.")
 # The largest Type 1 or national opt-out file accepted (413 above).
 PHM_OPT_OUT_FILE_MAX_BYTES = env_int("PHM_OPT_OUT_FILE_MAX_BYTES", 20 * 1024 * 1024)
 # Wraps every file's data key and every programme's pseudonymisation key (datasets).
@@ -448,6 +499,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "consent.tasks.national_opt_out_checks_purge_expired",
         "schedule": env_int("PHM_NATIONAL_OPT_OUT_PURGE_SECONDS", 3600),
     },
+    # Checks sent over MESH: send what is due, import the replies, flag the overdue.
+    **(
+        {
+            "national-opt-outs-mesh-exchange": {
+                "task": "consent.tasks.national_checks_mesh_exchange",
+                "schedule": PHM_MESH_POLL_SECONDS,
+            }
+        }
+        if PHM_MESH_URL
+        else {}
+    ),
     # Queued jobs whose start message never reached the broker (or may have been lost
     # with it) are sent again; a job is claimed once, so a second message is harmless.
     "jobs-resend-queued": {

@@ -212,6 +212,7 @@ def _client_details(request: HttpRequest | None) -> dict:
 def _alert_account_under_attack(*, username: str, request: HttpRequest) -> None:
     """Audit, and email the active CSU admins, once per account per lockout window."""
     from governance.models import User
+    from governance.selectors import csu_admin_emails
 
     if not User.objects.filter(username=username).exists():
         return  # guesses at names nobody has: no alert (a flood of them would drown the real)
@@ -226,11 +227,7 @@ def _alert_account_under_attack(*, username: str, request: HttpRequest) -> None:
         .distinct()
         .count()
     )
-    admins = sorted(
-        User.objects.filter(role=User.Role.CSU_ADMIN, is_active=True)
-        .exclude(email="")
-        .values_list("email", flat=True)
-    )
+    admins = csu_admin_emails()
     audit_log(
         actor=username,
         action="auth.account_under_attack",

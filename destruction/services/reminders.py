@@ -16,7 +16,8 @@ from destruction.models import (
     DestructionReminder,
     DestructionRun,
 )
-from governance.models import Programme, User
+from governance.models import Programme
+from governance.selectors import csu_admin_emails
 from phm_portal.audit import audit_log
 
 log = logging.getLogger(__name__)
@@ -30,11 +31,7 @@ def destruction_reminders_send(*, now: dt.datetime | None = None) -> list[str]:
     """
     now = now or timezone.now()
     since = now - dt.timedelta(days=settings.PHM_DESTRUCTION_REMINDER_DAYS)
-    admins = sorted(
-        User.objects.filter(role=User.Role.CSU_ADMIN, is_active=True)
-        .exclude(email="")
-        .values_list("email", flat=True)
-    )
+    admins = csu_admin_emails()
     reminded = []
     due = Programme.objects.filter(status=Programme.Status.ENDED).exclude(
         destruction_runs__status__in=DestructionRun.ACTIVE

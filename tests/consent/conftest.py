@@ -86,3 +86,36 @@ def national_check(admin, programme):
         )
 
     return make
+
+
+# --- MESH: NHS England's mesh-sandbox as a real local server (tests/consent/mesh.py) ---------
+@pytest.fixture(scope="session")
+def mesh_sandbox(tmp_path_factory):
+    """A mesh-sandbox server for the whole run (its own process, its mailboxes in a folder)."""
+    from tests.consent.mesh import MeshSandbox
+
+    sandbox = MeshSandbox(tmp_path_factory.mktemp("mesh")).start()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def mesh(mesh_sandbox, settings):
+    """The portal configured for the sandbox, both inboxes empty; yields the sandbox."""
+    from tests.consent.mesh import NDOP_MAILBOX, PORTAL_MAILBOX
+
+    for mailbox in (PORTAL_MAILBOX, NDOP_MAILBOX):
+        with mesh_sandbox.client(mailbox) as client:
+            for message_id in client.list_messages():
+                client.acknowledge_message(message_id)
+    for name, value in mesh_sandbox.settings().items():
+        setattr(settings, name, value)
+    return mesh_sandbox
+
+
+@pytest.fixture
+def national_service(mesh):
+    """The stand-in national service, answering files in the sandbox when asked."""
+    from tests.consent.mesh import NationalServiceStandIn
+
+    return NationalServiceStandIn(mesh)

@@ -38,7 +38,8 @@ def test_the_portal_builds_the_submission_file_of_the_programmes_cohort(
     assert (check["status"], check["submitted"]) == ("awaiting_return", 3)
     submission = api(admin).get(f"{URL}{check['id']}/submission.dat")
     assert submission.status_code == 200
-    assert submission.content.decode() == f"{a}\r\n{b}\r\n{c}\r\n"
+    # The national service's format: each number and a comma, LF ends, no header.
+    assert submission.content.decode() == f"{a},\n{b},\n{c},\n"
     assert AuditEvent.objects.filter(action="national_opt_out.submission_exported").exists()
 
 
