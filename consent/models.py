@@ -38,7 +38,10 @@ class Registration(models.Model):
     """A patient known at a practice: the cohort of the practice's programmes.
 
     Rows come from every way a number enters the portal with a practice: Type 1
-    events, patients' requests that were recorded, and (later) extracts.
+    events, patients' requests that were recorded, and programmes' extracts. Where each
+    came from is kept: `elsewhere` for anything but an extract, and one
+    RegistrationFromExtract per programme whose extract named the patient there, so
+    that destroying a programme's data removes what only its extracts taught the portal.
     """
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="registrations")
@@ -46,6 +49,9 @@ class Registration(models.Model):
         Organisation, on_delete=models.PROTECT, related_name="consent_registrations"
     )
     first_seen = models.DateTimeField(auto_now_add=True)
+    # Learned other than from an extract (Type 1, a recorded request, the demo); rows from
+    # before origins were kept count as such, so nothing is lost by mistake.
+    elsewhere = models.BooleanField(default=True)
 
     class Meta:
         constraints = [
@@ -54,6 +60,32 @@ class Registration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.patient} at {self.practice.ods_code}"
+
+
+class RegistrationFromExtract(models.Model):
+    """That an extract of a programme named the patient at the practice.
+
+    Destroyed with the programme's data; a registration left with no source goes too.
+    """
+
+    registration = models.ForeignKey(
+        Registration, on_delete=models.CASCADE, related_name="extract_sources"
+    )
+    programme = models.ForeignKey(Programme, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["registration", "programme"], name="registration_source_unique"
+            ),
+        ]
+        indexes = [
+            # destruction: the programme's sources
+            models.Index(fields=["programme"], name="registration_source_prog"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.registration} from an extract of programme {self.programme_id}"
 
 
 class OptOutCode(models.Model):

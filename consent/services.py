@@ -41,6 +41,7 @@ from consent.models import (
     Patient,
     PracticeListSize,
     Registration,
+    RegistrationFromExtract,
     Type1Event,
     Type1Import,
     Type1Request,
@@ -121,35 +122,63 @@ def patients_get_or_create(
     return {number: found[index] for index, number in by_index.items()}
 
 
-def patients_register(*, practice: Organisation, patient_ids: Iterable[int]) -> None:
-    """Record that these patients are known at the practice (part of its cohort)."""
+def patients_register(
+    *, practice: Organisation, patient_ids: Iterable[int], programme: Programme | None = None
+) -> None:
+    """Record that these patients are known at the practice (part of its cohort).
+
+    With a programme, they were learned from its extract: that source is kept, and the
+    entry goes when the programme's data is destroyed unless something else taught it.
+    """
+    ids = sorted(set(patient_ids))
     now = db_datetime(timezone.now())
     insert_rows(
         Registration,
-        ("practice", "patient", "first_seen"),
-        [(practice.pk, pid, now) for pid in sorted(set(patient_ids))],
+        ("practice", "patient", "first_seen", "elsewhere"),
+        [(practice.pk, pid, now, programme is None) for pid in ids],
         ignore_conflicts=True,
     )
+    rows = Registration.objects.filter(practice=practice)
+    if programme is None:
+        for chunk in _chunks(ids):
+            rows.filter(patient_id__in=chunk, elsewhere=False).update(elsewhere=True)
+        return
+    for chunk in _chunks(ids):
+        registration_ids = rows.filter(patient_id__in=chunk).values_list("pk", flat=True)
+        insert_rows(
+            RegistrationFromExtract,
+            ("registration", "programme"),
+            [(rid, programme.pk) for rid in registration_ids],
+            ignore_conflicts=True,
+        )
 
 
 def patients_note_at_practice(
-    *, actor: User | str | None, practice: Organisation, nhs_numbers: Iterable[str]
+    *,
+    actor: User | str | None,
+    practice: Organisation,
+    nhs_numbers: Iterable[str],
+    programme: Programme | None = None,
 ) -> int:
     """Add NHS numbers to the practice's cohort (e.g. from an extract); return how many.
 
     Every number is validated (400 naming the bad items); the cohort is what a national
-    data opt-out check of the practice's programmes submits.
+    data opt-out check of the practice's programmes submits. With `programme`, they come
+    from that programme's extract (destroyed with its data).
     """
     numbers = selectors.normalise_many(list(nhs_numbers))
     with transaction.atomic():
         _lock_practice(practice)
         ids = patients_get_or_create(nhs_numbers=numbers)
-        patients_register(practice=practice, patient_ids=ids.values())
+        patients_register(practice=practice, patient_ids=ids.values(), programme=programme)
         audit_log(
             actor=actor,
             action="consent.patients_noted",
             obj=practice,
-            details={"numbers": len(ids)},
+            details={
+                "numbers": len(ids),
+                **({"from_extract_of": programme.slug} if programme else {}),
+            },
         )
     return len(ids)
 

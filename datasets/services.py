@@ -213,6 +213,7 @@ def dataset_note_patients(*, dataset_id) -> int:
                 actor=dataset.uploaded_by,
                 practice=practice,
                 nhs_numbers=texts[start : start + NOTE_BATCH],
+                programme=dataset.data_flow.programme,
             )
     return noted
 

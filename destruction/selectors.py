@@ -15,6 +15,7 @@ from destruction.models import Certificate, DestructionRun, SigningCertificate
 from governance.models import Organisation, Participation, Programme
 from phm_portal.errors import InvalidInput
 from phm_portal.lib import pdf_inspect, signing
+from phm_portal.shredders import shredders
 
 
 @dataclass
@@ -132,20 +133,8 @@ def certificates_of_organisation(organisation: Organisation) -> QuerySet[Certifi
 
 
 def destruction_preview(programme: Programme) -> dict:
-    """Return what a destruction of the programme would take now (counts, no hashing)."""
-    from datasets.models import Dataset, Job, JobChunk, ProgrammeKey
-
-    datasets = Dataset.objects.filter(data_flow__programme=programme)
-    chunks = JobChunk.objects.filter(job__dataset__data_flow__programme=programme)
-    return {
-        "extracts": datasets.exclude(status=Dataset.Status.DESTROYED).count(),
-        "extract_bytes": sum(
-            datasets.exclude(status=Dataset.Status.DESTROYED).values_list("bytes", flat=True)
-        ),
-        "outputs": chunks.exclude(output_file="").count(),
-        "vault_parts": chunks.exclude(vault_file="").count(),
-        "jobs_active": Job.objects.filter(
-            dataset__data_flow__programme=programme, status__in=Job.ACTIVE
-        ).count(),
-        "programme_key": ProgrammeKey.objects.filter(programme=programme).exists(),
-    }
+    """Return what a destruction of the programme would take now, app by app (no hashing)."""
+    preview: dict = {}
+    for shredder in shredders():
+        preview.update(shredder.preview(programme))
+    return preview

@@ -27,7 +27,6 @@ from destruction.services.steps import (
     certificate_document,
     certificate_render,
     certificate_serial,
-    key_id,
     manifest_build,
     manifest_hash,
 )
@@ -42,7 +41,6 @@ __all__ = [
     "destruction_reminders_send",
     "destruction_run_execute",
     "destruction_runs_resume",
-    "key_id",
     "manifest_build",
     "manifest_hash",
     "programme_destroy",

@@ -151,7 +151,7 @@ def test_checking_a_too_large_file_is_a_413(api, db, settings):
 
 
 def test_after_destruction_reading_or_reidentifying_is_a_clear_409(api, destroyed, admin, alice):
-    job_id = destroyed.manifest["jobs"][0]
+    job_id = destroyed.manifest["apps"]["datasets"]["jobs"][0]
     response = api(admin).get(f"/api/v1/jobs/{job_id}/output/")
     assert response.status_code == 409 and "destroyed" in response.json()["detail"]
     response = api(alice).post(
@@ -160,7 +160,7 @@ def test_after_destruction_reading_or_reidentifying_is_a_clear_409(api, destroye
         format="json",
     )
     assert response.status_code == 409 and "destroyed" in response.json()["detail"]
-    dataset_id = destroyed.manifest["extracts"][0]["id"]
+    dataset_id = destroyed.manifest["apps"]["datasets"]["extracts"][0]["id"]
     response = api(admin).post(f"/api/v1/datasets/{dataset_id}/pseudonymise/")
     assert response.status_code == 409 and "destroyed" in response.json()["detail"]
     assert api(admin).get(f"/api/v1/datasets/{dataset_id}/").json()["status"] == "destroyed"

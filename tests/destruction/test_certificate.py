@@ -59,7 +59,9 @@ def test_the_certificate_names_what_was_destroyed_how_when_and_by_whom(destroyed
     assert "North of England Commissioning Support Unit (0AR)" in text  # the processor
     assert "Purge by cryptographic erase (NIST SP 800-88 Rev. 1)" in text
     assert destroyed.manifest_sha256 in text.replace(" ", "")
-    assert destroyed.manifest["programme_keys"][0]["id"] in text.replace(" ", "")
+    assert destroyed.manifest["apps"]["datasets"]["programme_keys"][0]["id"] in text.replace(
+        " ", ""
+    )
     assert "csu-admin" in text
     assert "automated verification step" in text and "No second person verified" in text
     assert "Extracts received (stored encrypted) 1 " in text

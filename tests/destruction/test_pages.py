@@ -136,7 +136,7 @@ def test_the_verify_page_is_linked_from_the_public_pages(client, db):
 
 
 def test_after_destruction_the_pages_say_so_instead_of_failing(client, admin, alice, destroyed):
-    job_id = destroyed.manifest["jobs"][0]
+    job_id = destroyed.manifest["apps"]["datasets"]["jobs"][0]
     signed_in(client, admin)
     response = client.get(f"/jobs/{job_id}/output.csv", follow=True)
     assert response.status_code == 200

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from datasets import services as dataset_services
 from datasets.models import Dataset, Job, JobChunk, ProgrammeKey
+from datasets.shredder import key_id
 from destruction import services
 from destruction.models import Certificate, DestructionReminder, DestructionRun, DestructionStep
 from governance.models import Programme
@@ -26,7 +27,7 @@ def steps(run: DestructionRun) -> dict[str, DestructionStep]:
 def test_the_manifest_names_every_file_and_key_with_sizes_and_hashes(data, admin, job):
     chunk = job.chunks.get()
     dataset = job.dataset
-    manifest = services.manifest_build(programme=data)
+    manifest = services.manifest_build(programme=data)["apps"]["datasets"]
     assert manifest["totals"]["extracts"] == 1 and manifest["totals"]["outputs"] == 1
     assert manifest["totals"]["vault_parts"] == 1 and manifest["totals"]["programme_keys"] == 1
     extract = manifest["extracts"][0]
@@ -36,9 +37,9 @@ def test_the_manifest_names_every_file_and_key_with_sizes_and_hashes(data, admin
     assert manifest["outputs"][0]["file"] == chunk.output_file
     assert manifest["vault_parts"][0]["file"] == chunk.vault_file
     assert {k["id"] for k in manifest["data_keys"]} == {
-        services.key_id(dataset.wrapped_key),
-        services.key_id(chunk.output_key),
-        services.key_id(chunk.vault_key),
+        key_id(dataset.wrapped_key),
+        key_id(chunk.output_key),
+        key_id(chunk.vault_key),
     }
     assert manifest["programme_keys"][0]["id"] == str(ProgrammeKey.objects.get().key_id)
 
@@ -46,7 +47,7 @@ def test_the_manifest_names_every_file_and_key_with_sizes_and_hashes(data, admin
 def test_a_whole_run_destroys_files_rows_and_keys_and_records_evidence(data, admin, job):
     chunk = job.chunks.get()
     files = [job.dataset.file, chunk.output_file, chunk.vault_file]
-    key_id = str(ProgrammeKey.objects.get().key_id)
+    programme_key_id = str(ProgrammeKey.objects.get().key_id)
     run = run_all(services.programme_destroy(actor=admin, programme=data))
 
     assert run.status == "succeeded" and run.destroyed_at is not None
@@ -61,9 +62,10 @@ def test_a_whole_run_destroys_files_rows_and_keys_and_records_evidence(data, adm
     assert data.status == Programme.Status.DESTROYED
     evidence = steps(run)
     assert evidence["manifest"].evidence["manifest_sha256"] == run.manifest_sha256
-    assert evidence["erase_keys"].evidence["programme_keys_erased"] == [key_id]
-    assert len(evidence["erase_keys"].evidence["data_keys_erased"]) == 3
-    assert evidence["delete_files"].evidence["files"] == 3
+    erased = evidence["erase_keys"].evidence["apps"]["datasets"]
+    assert erased["programme_keys_erased"] == [programme_key_id]
+    assert len(erased["data_keys_erased"]) == 3
+    assert evidence["delete_files"].evidence["apps"]["datasets"]["files"] == 3
     assert all(c["passed"] for c in evidence["verify"].evidence["checks"])
     assert evidence["certificate"].evidence["serial"] == run.certificate.serial
     # Each step is an audit event; the chain still verifies.
@@ -194,7 +196,7 @@ def test_a_run_killed_mid_step_is_resumed_without_repeating_finished_steps(
     assert after["manifest"].finished_at == manifest_done_at
     assert after["manifest"].attempts == 1 and after["erase_keys"].attempts == 1
     assert after["delete_files"].attempts == 2
-    assert after["delete_files"].evidence["already_gone"] == 1
+    assert after["delete_files"].evidence["apps"]["datasets"]["already_gone"] == 1
     assert AuditEvent.objects.filter(action="destruction.manifest").count() == 1
     assert AuditEvent.objects.filter(action="destruction.delete_files").count() == 1
     assert all(c["passed"] for c in after["verify"].evidence["checks"])
