@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from django.http import Http404
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from governance.models import Programme
 from notices import permissions as perms
-from notices import services
+from notices import readability, services
 from notices.models import NoticeVersion
-from notices.presentation import notice_plain_text
-from notices.render import flesch_reading_ease, readability_label
+from notices.presentation import notice_readability
 
 
 class NoticeVersionListSerializer(serializers.ModelSerializer):
@@ -46,9 +50,42 @@ class SectionSerializer(serializers.Serializer):
     local_text = serializers.CharField(allow_blank=True, max_length=services.LOCAL_TEXT_MAX)
 
 
-class ReadabilitySerializer(serializers.Serializer):
+class SectionReadabilitySerializer(serializers.Serializer):
+    key = serializers.CharField()
+    title = serializers.CharField()
+    words = serializers.IntegerField()
     flesch_reading_ease = serializers.FloatField(allow_null=True)
+    flesch_kincaid_grade = serializers.FloatField(allow_null=True)
     label = serializers.CharField()
+
+
+class HardSentenceSerializer(serializers.Serializer):
+    section = serializers.CharField()
+    text = serializers.CharField()
+    flesch_kincaid_grade = serializers.FloatField()
+
+
+class ReadabilitySerializer(serializers.Serializer):
+    """The score of what a patient reads first (the verbatim law left out)."""
+
+    flesch_reading_ease = serializers.FloatField(allow_null=True)
+    flesch_kincaid_grade = serializers.FloatField(allow_null=True)
+    words = serializers.IntegerField()
+    label = serializers.CharField()
+    sections = SectionReadabilitySerializer(many=True)
+    hardest_sentences = HardSentenceSerializer(many=True)
+
+
+def _score(score) -> dict:
+    if score is None:
+        return {
+            "flesch_reading_ease": None,
+            "flesch_kincaid_grade": None,
+            "words": 0,
+            "label": readability.label(None),
+        }
+    found = score.as_dict()
+    return {k: found[k] for k in ("flesch_reading_ease", "flesch_kincaid_grade", "words", "label")}
 
 
 class NoticeVersionSerializer(NoticeVersionListSerializer):
@@ -70,10 +107,19 @@ class NoticeVersionSerializer(NoticeVersionListSerializer):
         ]
         read_only_fields = [f for f in fields if f != "sections"]
 
-    @extend_schema(responses=ReadabilitySerializer)
+    @extend_schema_field(ReadabilitySerializer)
     def get_readability(self, version: NoticeVersion) -> dict:
-        score = flesch_reading_ease(notice_plain_text(version))
-        return {"flesch_reading_ease": score, "label": readability_label(score)}
+        found = notice_readability(version.sections)
+        return {
+            **_score(found.score),
+            "sections": [
+                {"key": s.key, "title": s.title, **_score(s.score)} for s in found.sections
+            ],
+            "hardest_sentences": [
+                {"section": h.section_key, "text": h.text, "flesch_kincaid_grade": h.score.grade}
+                for h in found.hardest
+            ],
+        }
 
 
 class CompletenessSerializer(serializers.Serializer):
@@ -82,6 +128,14 @@ class CompletenessSerializer(serializers.Serializer):
         child=inline_serializer(
             "MissingItem", {"item": serializers.CharField(), "article": serializers.CharField()}
         )
+    )
+
+
+class PublishSerializer(serializers.Serializer):
+    confirm_harder_to_read = serializers.BooleanField(
+        default=False,
+        help_text="Publish even though the draft reads harder than the version it replaces "
+        "(without it, such a draft is a 409 naming both figures).",
     )
 
 
@@ -167,30 +221,54 @@ class NoticeVersionViewSet(
         return Response({"complete": not missing, "missing": missing})
 
     @extend_schema(
-        request=None,
+        request=PublishSerializer,
         responses={
             200: NoticeVersionSerializer,
             409: OpenApiResponse(
                 inline_serializer(
-                    "NoticeIncomplete",
+                    "NoticeNotPublished",
                     {
                         "detail": serializers.CharField(),
-                        "missing": serializers.ListField(child=serializers.DictField()),
+                        "missing": serializers.ListField(
+                            child=serializers.DictField(), required=False
+                        ),
+                        "readability": inline_serializer(
+                            "HarderToRead",
+                            {
+                                "replaces": serializers.IntegerField(),
+                                "before": serializers.DictField(),
+                                "after": serializers.DictField(),
+                            },
+                            required=False,
+                        ),
                     },
                 ),
-                description="Not a draft, out of date, or incomplete (with the missing items).",
+                description="Not a draft, out of date, incomplete (with the missing items), or "
+                "harder to read than the version it replaces and not confirmed (with both "
+                "figures: send confirm_harder_to_read to publish it anyway).",
             ),
         },
     )
     @action(detail=True, methods=["post"])
     def publish(self, request, pk=None):
-        """Publish the draft; 409 with the missing items if it is incomplete."""
+        """Publish the draft; 409 if incomplete, or harder to read and not confirmed."""
         version = self.get_object()
+        body = PublishSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
         try:
-            version = services.notice_version_publish(actor=request.user, version=version)
+            version = services.notice_version_publish(
+                actor=request.user,
+                version=version,
+                harder_to_read_confirmed=body.validated_data["confirm_harder_to_read"],
+            )
         except services.NoticeIncomplete as exc:
             return Response(
                 {"detail": exc.message, "missing": exc.details}, status=status.HTTP_409_CONFLICT
+            )
+        except services.NoticeHarderToRead as exc:
+            return Response(
+                {"detail": exc.message, "readability": exc.details},
+                status=status.HTTP_409_CONFLICT,
             )
         return Response(NoticeVersionSerializer(version).data)
 

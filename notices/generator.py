@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from governance.models import DataFlow, Organisation, Participation, Programme
+from notices import law
 from notices.render import md_escape, md_link
 
 NATIONAL_OPT_OUT_URL = "https://www.nhs.uk/your-nhs-data-matters/"
@@ -50,24 +51,30 @@ RESPONSIBILITY_LABELS = dict(Participation.Responsibility.choices)
 CONTROLLER_ROLES = {r.value for r in Participation.CONTROLLER_ROLES}
 PROCESSOR_ROLES = {r.value for r in Participation.PROCESSOR_ROLES}
 
-# (key, title) in reading order; "changes" comes first when there are any.
+# (key, title) in reading order; "changes" comes first when there are any. The sections of
+# ANNEX_SECTIONS hold the verbatim law: the page shows them behind an expanding section,
+# the PDF in an annex, and the readability score leaves them out (a patient reads the rest
+# first).
 SECTION_TITLES: OrderedDict[str, str] = OrderedDict(
     [
         ("changes", "What has changed in this version"),
-        ("about", "What this notice is about"),
+        ("about", "About this notice"),
         ("controllers", "Who is responsible for your information"),
         ("purposes", "Why your information is used"),
         ("legal_basis", "The law that allows this"),
+        ("law", "The exact words of the law"),
         ("sources", "Where your information comes from"),
-        ("pseudonymisation", "Your name and NHS number are replaced by a code"),
+        ("pseudonymisation", "Your details are replaced by a code"),
         ("recipients", "Who your information is shared with"),
         ("overseas", "Transfers outside the UK"),
-        ("retention", "How long your information is kept and how it is destroyed"),
+        ("retention", "How long your information is kept"),
         ("rights", "Your rights"),
         ("opt_out", "How to opt out"),
         ("complaints", "How to complain"),
     ]
 )
+
+ANNEX_SECTIONS = frozenset({"law"})
 
 
 # --- facts -----------------------------------------------------------------------
@@ -135,7 +142,8 @@ def _sources(programme: Programme, participants: list[dict]) -> list[dict]:
 
     1. Participants that provide data (the data_provider role or the provide_data
        responsibility), and controllers whose kind holds records (a GP practice).
-    2. The sources of the programme's approved data flows, with their categories.
+    2. The sources of the programme's approved data flows, with their categories, less
+       those that only pass on what another flow brought them.
     """
     found: dict[str, dict] = {}
     for p in participants:
@@ -150,12 +158,18 @@ def _sources(programme: Programme, participants: list[dict]) -> list[dict]:
             entry["categories"].append(category)
         if p["description"] and p["role"] == "data_provider":
             entry["description"] = p["description"]
-    flows = (
+    flows = list(
         DataFlow.objects.filter(programme=programme, status=DataFlow.Status.APPROVED)
-        .select_related("source")
+        .select_related("source", "destination")
         .order_by("source__name", "pk")
     )
+    # An organisation that receives the programme's data and passes it on (NECS to Optum,
+    # Optum back to the practices) is no source of records of its own: the patient reads of
+    # it among the recipients, not among those that "already hold" their records.
+    receivers = {flow.destination_id for flow in flows}
     for flow in flows:
+        if flow.source_id in receivers and flow.source.ods_code not in found:
+            continue
         entry = found.setdefault(
             flow.source.ods_code,
             {
@@ -250,13 +264,16 @@ def _by_org(participants: list[dict], roles: set[str]) -> list[dict]:
 
 
 def _contact(p: dict) -> str:
+    """Return the organisation's website and its DPO's email, for a list item."""
     parts = []
     if p["website"]:
-        parts.append(f"website {md_link(p['website'], p['website'])}")
+        parts.append(md_link(p["website"], p["website"]))
     if p["dpo_email"]:
-        who = md_escape(p["dpo_name"] or "Data Protection Officer")
-        parts.append(f"{who}: {md_link(p['dpo_email'], 'mailto:' + p['dpo_email'])}")
-    return "; ".join(parts)
+        # A DPO recorded by a title ("NECS Data Protection Officer") is "DPO"; a person by name.
+        name = p["dpo_name"].strip()
+        who = "DPO" if not name or "data protection officer" in name.lower() else md_escape(name)
+        parts.append(f"{who} {md_link(p['dpo_email'], 'mailto:' + p['dpo_email'])}")
+    return ", ".join(parts)
 
 
 def _population(n: int) -> str:
@@ -279,26 +296,28 @@ def area_is_named(region: str) -> bool:
     return bool(region.strip()) and not region.startswith(("Your ", "Our "))
 
 
+# The wording below aims at plain English (NHS and GOV.UK content guidance): short
+# sentences, everyday words, each list of organisations said once. notices.readability
+# scores it; tests/notices/test_plain_english.py holds each demo region to its source notice.
 def _about(facts: dict) -> str:
     prog = facts["programme"]
     area = md_escape(prog["region"])
     if area and not area_is_named(prog["region"]):  # "Your area" reads "your area" mid-sentence
         area = area[0].lower() + area[1:]
     lines = [
-        f"This notice is about the {md_escape(prog['name'])}. Under data protection law we must "
-        "tell you how your personal information is used in it, who it is shared with and why, "
-        "and what your choices are.",
-        "Population Health Management (PHM) is about improving the physical and mental health "
-        "and wellbeing of people, and making sure that access to services is fair, timely and "
-        "equal. Health and care organisations work together and combine information to get a "
-        "view of the health of the people in an area and of the services they use.",
+        f"This notice says how the {md_escape(prog['name'])} uses your information, who gets "
+        "it and why, and your choices.",
+        "Population Health Management (PHM) aims to improve people's physical and mental "
+        "health and wellbeing, and to make care fair, timely and equal. Health and care "
+        "services combine what they know to see the health of an area and its services.",
     ]
     where = f"The programme covers {area}"
-    if prog["partnership"]:
-        where += f", as part of {md_escape(prog['partnership'])}"
     if prog["population"]:
         where += f": the {_population(prog['population'])} people who live in {area}"
-    lines.append(where + ".")
+    where += "."
+    if prog["partnership"]:
+        where += f" It is part of {md_escape(prog['partnership'])}."
+    lines.append(where)
     return "\n\n".join(lines)
 
 
@@ -309,21 +328,17 @@ def _controllers(facts: dict) -> str:
     practices = [p for p in controllers if p["kind"] == "gp_practice"]
     others = [p for p in controllers if p["kind"] != "gp_practice"]
     out = [
-        "The organisations below are the controllers of your information in this programme: "
-        "they decide how and why it is used, and answer for it."
+        "The controllers decide how and why your information is used, and answer for it. "
+        "Each has a Data Protection Officer (DPO)."
     ]
+    lines = []
     if practices:
-        out.append(
-            "Your GP practice is a controller. The practices taking part, and how to contact "
-            "their Data Protection Officers:"
-        )
-        out.append(
-            "\n".join(
-                f"- {_name(p)}, ODS code {md_escape(p['ods'])}"
-                + (f"; {_contact(p)}" if _contact(p) else "")
-                for p in practices
-            )
-        )
+        out.append("Your GP practice is a controller. The practices are:")
+        lines += [
+            f"- {_name(p)}, ODS code {md_escape(p['ods'])}"
+            + (f": {_contact(p)}" if _contact(p) else "")
+            for p in practices
+        ]
     for p in others:
         joint = " (joint controller)" if "joint_controller" in p["roles"] else ""
         line = f"- **{_name(p)}**{_kind(p)}{joint}"
@@ -331,13 +346,13 @@ def _controllers(facts: dict) -> str:
             line += f", part of {md_escape(p['part_of'])}"
         contact = _contact(p)
         if contact:
-            line += f"; {contact}"
-        out.append(line)
+            line += f": {contact}"
+        lines.append(line)
+    out.append("\n".join(lines))
     lead = next((p for p in controllers if p["is_lead"]), None)
     if lead is not None and (len(controllers) > 1):
         out.append(
-            f"{_short(lead)} is the lead controller: its Data Protection Officer answers "
-            "questions about the programme for all of them."
+            f"{_short(lead)} is the lead controller: its DPO answers questions for all of them."
         )
     return "\n\n".join(out)
 
@@ -348,10 +363,10 @@ def _purposes(facts: dict) -> str:
         return ""
     items = "\n".join(f"- {md_escape(p)}" for p in purposes)
     return (
-        "Your information is used for health and care activities such as:\n\n"
+        "Your information is used for work such as:\n\n"
         + items
-        + "\n\nIf the programme finds that you might benefit from some additional care or "
-        "support, your GP or care provider is told, so that they can offer it to you."
+        + "\n\nIf you might need more care or support, your GP or care provider is told, so "
+        "they can offer it."
     )
 
 
@@ -359,14 +374,18 @@ def _legal_basis(facts: dict) -> str:
     bases = facts["legal_bases"]
     if not bases:
         return ""
-    out = ["The programme's legal bases for using your information are:"]
-    for b in bases:
-        if b["regime"] in ("uk_gdpr_6", "uk_gdpr_9"):
-            ref = f"UK GDPR Article {md_escape(b['article'])} ({md_escape(b['title'])})"
-        else:
-            ref = f"{md_escape(b['regime_label'])}, {md_escape(b['article'])} ({md_escape(b['title'])})"
-        out.append(f"- {ref}: “{md_escape(b['text'].rstrip(';').rstrip('.'))}.”")
-    return out[0] + "\n\n" + "\n".join(out[1:])
+    # Their exact words follow in ANNEX_SECTIONS: behind an expanding section that the page
+    # shows right here, and in the PDF's annex (its template says where).
+    return "\n".join(f"- {law.reference(b)}. {law.plain_meaning(b)}" for b in bases)
+
+
+def _law(facts: dict) -> str:
+    """Return the verbatim wording of each legal basis, each after one plain sentence."""
+    out = []
+    for b in facts["legal_bases"]:
+        out.append(f"**{law.reference(b)}.** {law.plain_meaning(b)} Its words are:")
+        out.append(f"“{md_escape(b['text'].rstrip(';').rstrip('.'))}.”")
+    return "\n\n".join(out)
 
 
 def _sources_text(facts: dict) -> str:
@@ -394,17 +413,9 @@ def _sources_text(facts: dict) -> str:
         if s.get("description"):
             line += f". {md_escape(_sentence(s['description']))}"
         lines.append(line)
-    all_cats = []
-    for s in sources:
-        all_cats += [c for c in s["categories"] if c not in all_cats]
-    kinds = _join([_lower_first(CATEGORY_LABELS[c]) for c in all_cats])
-    intro = (
-        "The information is not collected from you directly. It comes from the records "
-        "that these organisations already hold about your health and care"
-        + (f" ({kinds})" if kinds else "")
-        + ":"
+    return "It comes from records these organisations already hold, not from you:\n\n" + "\n".join(
+        lines
     )
-    return intro + "\n\n" + "\n".join(lines)
 
 
 def _pseudonymisation(facts: dict) -> str:
@@ -413,19 +424,19 @@ def _pseudonymisation(facts: dict) -> str:
     pseudonymisers = [p for p in by if "pseudonymise" in p["responsibilities"]]
     reidentifiers = [p for p in by if "re_identify" in p["responsibilities"]]
     out = [
-        "Before anyone works with your information for the programme, anything that can "
-        "identify you, like your name or NHS number, is removed and replaced with a code"
+        "Anything that can identify you, like your name or NHS number, is removed and replaced "
+        "with a code"
         + (f" by {_join([_short(p) for p in pseudonymisers])}" if pseudonymisers else "")
-        + ". This is called pseudonymisation. The people working with the data only see the "
-        "code and cannot see which patient the information is about."
+        + ", before anyone works with it. This is called pseudonymisation. People working "
+        "with the data see only the code, not who you are."
     ]
     practices = [p for p in reidentifiers if p["kind"] == "gp_practice"]
     others = [p for p in reidentifiers if p["kind"] != "gp_practice"]
     who = (["your GP practice"] if practices else []) + [_short(p) for p in others]
     if who:
         out.append(
-            f"Only {_join(who)} can use the code to find out who you are, so that they can "
-            "offer you care or support you might benefit from."
+            f"Only {_join(who)} can use the code to find out who you are, to offer you care "
+            "or support."
         )
     else:
         out.append("Nobody taking part in the programme can use the code to identify you.")
@@ -465,13 +476,17 @@ def _recipients(facts: dict) -> str:
         ):
             line += f" {_short(p)} processes no identifiable data."
         if p["website"]:
-            line += f" More information: {md_link(p['website'], p['website'])}"
+            line += f" Website: {md_link(p['website'], p['website'])}"
         lines.append(line)
     if practices:
+        # What the practice sends is said under "Where your information comes from", and its
+        # use of the code under "Your details are replaced by a code": said once, there.
+        said_elsewhere = {"provide_data", "re_identify"}
         does = _join(
             [
                 RESPONSIBILITY_LABELS.get(r, r)
                 for r in dict.fromkeys(r for p in practices for r in p["responsibilities"])
+                if r not in said_elsewhere
             ]
         )
         lines.append("- **Your GP practice** (recipient)" + (f": will {does}." if does else "."))
@@ -479,11 +494,8 @@ def _recipients(facts: dict) -> str:
     out = ["Your information is shared with:", "\n".join(lines)]
     if processors:
         out.append(
-            f"{_join([_short(p) for p in processors])} "
-            + ("is" if len(processors) == 1 else "are")
-            + " legally obliged to protect your information and keep it confidential in the "
-            "same way that your GP or hospital provider is, and may only use it as the "
-            "controllers instruct."
+            "Processors may only use it as the controllers say, and by law must keep it "
+            "confidential, as your GP or hospital must."
         )
     return "\n\n".join(out)
 
@@ -493,23 +505,22 @@ def _overseas(facts: dict) -> str:
     transfer = prog["overseas_transfer"]
     detail = md_escape(prog["overseas_transfer_detail"]) if prog["overseas_transfer_detail"] else ""
     if transfer == Programme.OverseasTransfer.NONE:
-        text = "Data is not transferred overseas: it stays in the UK."
+        text = "Data is not transferred overseas. It stays in the UK."
     elif transfer == Programme.OverseasTransfer.ADEQUACY:
         text = (
-            "Some data is transferred outside the UK, only to countries that UK law recognises "
-            "as protecting personal data adequately (adequacy regulations)."
+            "Some data is sent outside the UK. It goes only to countries that UK law says "
+            "protect personal data well enough (adequacy regulations)."
         )
     elif transfer == Programme.OverseasTransfer.IDTA:
         text = (
-            "Some data is transferred outside the UK under the Information Commissioner's "
-            "International Data Transfer Agreement, which protects it as UK law does. You can "
-            "ask the Data Protection Officer for a copy."
+            "Some data is sent outside the UK under the Information Commissioner's "
+            "International Data Transfer Agreement. This protects it as UK law does. You can "
+            "ask the DPO for a copy."
         )
     elif transfer == Programme.OverseasTransfer.ADDENDUM:
         text = (
-            "Some data is transferred outside the UK under the EU standard contractual clauses "
-            "with the UK addendum, which protect it as UK law does. You can ask the Data "
-            "Protection Officer for a copy."
+            "Some data is sent outside the UK under the EU standard contractual clauses, with "
+            "the UK addendum. These protect it as UK law does. You can ask the DPO for a copy."
         )
     else:
         return ""  # not recorded: say nothing; the completeness check names the gap
@@ -532,7 +543,7 @@ def _retention(facts: dict) -> str:
     elif prog["start_date"]:
         out.append(
             "The length of the programme has not been stated. Your information is kept only "
-            "while the programme runs, and destroyed when it ends."
+            "while the programme runs. It is destroyed when it ends."
         )
     else:
         return ""
@@ -541,40 +552,32 @@ def _retention(facts: dict) -> str:
     who = (
         _join([_short(p) for p in holders]) or "every organisation that holds it for the programme"
     )
-    line = (
-        f"When the programme ends, all the data held for it by {who} is securely destroyed: "
-        "the dataset is deleted together with the encryption keys used to protect it and to "
-        "make the codes, so that any copy left behind can never be read again."
+    out.append(
+        f"When it ends, all the data held for it by {who} is securely destroyed. This means "
+        "the dataset is deleted together with the encryption keys, so no copy left behind "
+        "can be read."
     )
-    out.append(line)
     if controllers:
-        practices = [p for p in controllers if p["kind"] == "gp_practice"]
-        names = (["your GP practice"] if practices else []) + [
-            _short(p) for p in controllers if p["kind"] != "gp_practice"
-        ]
         out.append(
             "A data destruction certificate, saying what was destroyed, how and when, is then "
-            f"sent to every data controller: {_join(names)}."
+            "sent to every data controller."
         )
-    out.append(
-        "This does not affect the records your GP or your other health and social care "
-        "providers already hold about you."
-    )
+    out.append("This does not affect the records your GP and other care services already hold.")
     return "\n\n".join(out)
 
 
 def _rights(facts: dict) -> str:
     bases = {b["code"] for b in facts["legal_bases"]}
     items = [
-        "to be informed about how your information is used (this notice)",
+        "to be informed about how your information is used",
         "of access to the information held about you",
-        "to have information corrected if it is wrong (rectification)",
-        "to have information erased, where that right applies (it does not always apply to "
-        "work done as a public task, but you can ask)",
+        "to have information corrected if it is wrong",
+        "to have information erased where that right applies (it may not for a public task, "
+        "but you can ask)",
         "to ask for the use of your information to be restricted",
-        "to object to your information being used (see “How to opt out”)",
-        "not to be subject to decisions made solely by automated means, including profiling: "
-        "any decision about your care is made by people",
+        "to object (see “How to opt out”)",
+        "not to be subject to decisions made solely by automated means, including profiling "
+        "(people make all decisions about your care)",
         "to be told of a data breach that is likely to put your rights and freedoms at high risk",
     ]
     if bases & {"UK-GDPR-6-1-a", "UK-GDPR-9-2-a"}:
@@ -586,13 +589,16 @@ def _rights(facts: dict) -> str:
     )
     if lead is not None:
         text += (
-            "\n\nTo use any of these rights, contact the Data Protection Officer of your GP "
-            "practice"
-            if lead["kind"] == "gp_practice"
-            else f"\n\nTo use any of these rights, contact the Data Protection Officer of {_short(lead)}"
+            f"\n\nTo use them, contact the DPO of {_short(lead)}: "
+            f"{md_link(lead['dpo_email'], 'mailto:' + lead['dpo_email'])}."
         )
-        text += f": {md_link(lead['dpo_email'], 'mailto:' + lead['dpo_email'])}."
     return text
+
+
+TYPE1_EFFECT = (
+    "It will then share your information only for your own care, in this programme or any "
+    "other it takes part in."
+)
 
 
 def _opt_out(facts: dict) -> str:
@@ -602,10 +608,8 @@ def _opt_out(facts: dict) -> str:
         if prog["type1_opt_out_contact"] == Programme.Type1Contact.PRACTICE_DPO:
             practices = _practices(facts["participants"], set(Participation.Role.values))
             out.append(
-                "**Opting out at your GP practice (a Type 1 opt-out).** If you choose to opt "
-                "out, contact your GP practice's Data Protection Officer in the first "
-                "instance. Your practice will then not share your information for purposes "
-                "beyond your own care, in this programme or any other it takes part in."
+                "**A Type 1 opt-out.** To opt out, contact your GP practice's Data "
+                "Protection Officer in the first instance. " + TYPE1_EFFECT
             )
             contacts = [
                 f"- {md_escape(p['name'])}: {md_link(p['dpo_email'], 'mailto:' + p['dpo_email'])}"
@@ -615,25 +619,20 @@ def _opt_out(facts: dict) -> str:
             if contacts:
                 out.append("\n".join(contacts))
         else:
-            out.append(
-                "**Opting out at your GP practice (a Type 1 opt-out).** Ask your GP practice. "
-                "Your practice will then not share your information for purposes beyond your "
-                "own care, in this programme or any other it takes part in."
-            )
+            out.append("**A Type 1 opt-out.** Ask your GP practice. " + TYPE1_EFFECT)
     else:
         out.append("Type 1 opt-outs recorded at GP practices do not apply to this programme.")
     if prog["national_opt_out_applies"]:
         out.append(
-            "**The national data opt-out.** You can register a national data opt-out, or "
-            f"change your choice, online at {md_link(NATIONAL_OPT_OUT_URL, NATIONAL_OPT_OUT_URL)} "
-            f"or by calling {md_link(NATIONAL_OPT_OUT_PHONE, 'tel:' + NATIONAL_OPT_OUT_PHONE.replace(' ', ''))}. "
-            "National data opt-outs are applied to this programme: the information of people "
-            "who have registered one is left out."
+            "**The national data opt-out.** Register one, or change your choice, at "
+            f"{md_link(NATIONAL_OPT_OUT_URL, NATIONAL_OPT_OUT_URL)} or on "
+            f"{md_link(NATIONAL_OPT_OUT_PHONE, 'tel:' + NATIONAL_OPT_OUT_PHONE.replace(' ', ''))}. "
+            "National data opt-outs are applied to this programme, so if you have one your "
+            "information is left out."
         )
         out.append(
-            "A national data opt-out does not apply where there is a legal requirement to share "
-            "information or where it is in the public interest, such as helping to manage "
-            "contagious diseases. Find out more at "
+            "It does not apply where the law requires sharing, or for the public interest, "
+            "such as managing contagious diseases. More at "
             f"{md_link(NATIONAL_OPT_OUT_EXEMPTIONS_URL, NATIONAL_OPT_OUT_EXEMPTIONS_URL)}."
         )
     else:
@@ -642,18 +641,17 @@ def _opt_out(facts: dict) -> str:
             f"{md_escape(_sentence(prog['national_opt_out_exemption']))}"
         )
     out.append(
-        "If you are happy for your information to be used in this programme, you do not need "
-        "to do anything. You can change your mind at any time."
+        "If you are happy for your information to be used, do nothing. You can change your "
+        "mind at any time."
     )
     return "\n\n".join(out)
 
 
 def _complaints(facts: dict) -> str:
     return (
-        "If you have a concern about how your information is used, please contact the Data "
-        "Protection Officer first (see “Who is responsible for your information”).\n\n"
+        "If you have a concern, contact the DPO first.\n\n"
         "You also have the right to complain to the Information Commissioner's Office (ICO), "
-        f"online at {md_link(ICO_COMPLAINT_URL, ICO_COMPLAINT_URL)} or by calling "
+        f"at {md_link(ICO_COMPLAINT_URL, ICO_COMPLAINT_URL)} or on "
         f"{md_link(ICO_PHONE, 'tel:' + ICO_PHONE.replace(' ', ''))}."
     )
 
@@ -663,6 +661,7 @@ WRITERS = {
     "controllers": _controllers,
     "purposes": _purposes,
     "legal_basis": _legal_basis,
+    "law": _law,
     "sources": _sources_text,
     "pseudonymisation": _pseudonymisation,
     "recipients": _recipients,

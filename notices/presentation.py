@@ -1,17 +1,19 @@
-"""What the pages, the PDF and the API show of a version: safe HTML, plain text, score, diff."""
+"""What the pages, the PDF and the API show of a version: safe HTML, plain text, readability, diff."""
 
 from __future__ import annotations
 
 import difflib
+import html
 import re
 from dataclasses import dataclass
 
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from notices.generator import area_is_named
+from notices import readability
+from notices.generator import ANNEX_SECTIONS, area_is_named
 from notices.models import NoticeVersion
-from notices.render import flesch_reading_ease, readability_label, to_html, to_plain
+from notices.render import to_html, to_plain
 
 
 @dataclass(frozen=True)
@@ -20,18 +22,38 @@ class RenderedSection:
     title: str
     generated_html: SafeString
     local_html: SafeString
+    # The verbatim law: behind an expanding section on the page, an annex in the PDF.
+    annex: bool = False
 
 
-def rendered_sections(version: NoticeVersion) -> list[RenderedSection]:
-    """Return the version's sections as safe HTML, leaving out those with nothing to say."""
+def rendered_sections(
+    version: NoticeVersion, *, marked: dict[str, list[str]] | None = None
+) -> list[RenderedSection]:
+    """Return the version's sections as safe HTML, leaving out those with nothing to say.
+
+    `marked` maps a section's key to sentences to mark as hard to read (the draft page).
+    """
+    marked = marked or {}
     out = []
     for s in version.sections:
         generated = to_html(s.get("generated_text", ""))
         local = to_html(s.get("local_text", ""))
         if not (generated or local):
             continue
-        # to_html's output has passed nh3's allow-list: only the Markdown subset's tags.
-        out.append(RenderedSection(s["key"], s["title"], mark_safe(generated), mark_safe(local)))  # noqa: S308
+        if marked.get(s["key"]):
+            generated = mark_sentences(generated, marked[s["key"]])
+            local = mark_sentences(local, marked[s["key"]])
+        # to_html's output has passed nh3's allow-list: only the Markdown subset's tags;
+        # mark_sentences escapes every piece of text it rewrites.
+        out.append(
+            RenderedSection(
+                s["key"],
+                s["title"],
+                mark_safe(generated),  # noqa: S308
+                mark_safe(local),  # noqa: S308
+                annex=s["key"] in ANNEX_SECTIONS,
+            )
+        )
     return out
 
 
@@ -46,19 +68,130 @@ def section_plain(section: dict) -> str:
     )
 
 
-def notice_plain_text(version: NoticeVersion) -> str:
-    """Return the whole notice as plain text: titles and sections, one paragraph a line."""
+def read_first_text(sections: list[dict]) -> str:
+    """Return what a patient reads first as plain text: titles and sections, one paragraph a
+    line, the verbatim law (ANNEX_SECTIONS) left out."""
     parts = []
-    for s in version.sections:
+    for s in sections:
+        if s["key"] in ANNEX_SECTIONS:
+            continue
         body = section_plain(s)
         if body:
             parts.append(s["title"] + "\n" + body)
     return "\n".join(parts)
 
 
-def readability(version: NoticeVersion) -> dict:
-    score = flesch_reading_ease(notice_plain_text(version))
-    return {"score": score, "label": readability_label(score)}
+# --- how easy it is to read -------------------------------------------------------------
+# The draft page marks the sentences above this grade (a reading age of 14), hardest first.
+HARD_SENTENCE_GRADE = 9.0
+HARD_SENTENCES_SHOWN = 6
+
+
+@dataclass(frozen=True)
+class HardSentence:
+    text: str
+    score: readability.Score
+    section_key: str
+    section_title: str
+
+
+@dataclass(frozen=True)
+class SectionReadability:
+    key: str
+    title: str
+    score: readability.Score | None
+    hard: list[HardSentence]
+
+
+@dataclass(frozen=True)
+class NoticeReadability:
+    """The score of what a patient reads first, section by section, and its hardest sentences."""
+
+    score: readability.Score | None
+    sections: list[SectionReadability]
+    hardest: list[HardSentence]
+
+    def marked(self) -> dict[str, list[str]]:
+        """Return the hardest sentences by section key, for rendered_sections."""
+        out: dict[str, list[str]] = {}
+        for h in self.hardest:
+            out.setdefault(h.section_key, []).append(h.text)
+        return out
+
+
+def notice_readability(sections: list[dict]) -> NoticeReadability:
+    """Score the read-first text of a version's sections (the verbatim law left out)."""
+    per_section, candidates = [], []
+    for s in sections:
+        if s["key"] in ANNEX_SECTIONS:
+            continue
+        body = section_plain(s)
+        if not body:
+            continue
+        text = s["title"] + "\n" + body
+        for sentence, score in readability.hardest_sentences(
+            body, limit=HARD_SENTENCES_SHOWN, above_grade=HARD_SENTENCE_GRADE
+        ):
+            candidates.append(HardSentence(sentence, score, s["key"], s["title"]))
+        per_section.append((s, readability.score(text)))
+    candidates.sort(key=lambda h: (-h.score.grade, h.score.ease))
+    hardest = candidates[:HARD_SENTENCES_SHOWN]
+    return NoticeReadability(
+        score=readability.score(read_first_text(sections)),
+        sections=[
+            SectionReadability(
+                s["key"], s["title"], score, [h for h in hardest if h.section_key == s["key"]]
+            )
+            for s, score in per_section
+        ],
+        hardest=hardest,
+    )
+
+
+_TAG = re.compile(r"(<[^>]+>)")
+_MARK_OPEN = '<mark class="portal-hard-sentence">'
+
+
+def mark_sentences(safe_html: str, sentences: list[str]) -> str:
+    """Wrap each sentence's words in <mark>, piece by piece where links or bold cut across it.
+
+    The first piece says "Hard to read:" to screen readers; the mark is also underlined, so
+    that it does not rest on colour alone. Text is unescaped to match and escaped again.
+    """
+    if not safe_html:
+        return safe_html
+    tokens = _TAG.split(safe_html)
+    texts = [(i, html.unescape(t)) for i, t in enumerate(tokens) if not t.startswith("<")]
+    plain, starts = "", []
+    for _, t in texts:
+        starts.append(len(plain))
+        plain += t
+    spans = []
+    for sentence in sentences:
+        pattern = r"\s+".join(re.escape(w) for w in sentence.split())
+        found = re.search(pattern, plain) if pattern else None
+        if found and not any(a < found.end() and found.start() < b for a, b in spans):
+            spans.append((found.start(), found.end()))
+    if not spans:
+        return safe_html
+    for (i, t), offset in zip(texts, starts, strict=True):
+        pieces, cursor = [], 0
+        for a, b in sorted(spans):
+            lo, hi = max(a - offset, 0), min(b - offset, len(t))
+            if lo >= hi:
+                continue
+            pieces.append(escape(t[cursor:lo]))
+            hidden = (
+                '<span class="nhsuk-u-visually-hidden">Hard to read: </span>'
+                if a - offset >= 0
+                else ""
+            )
+            pieces.append(f"{_MARK_OPEN}{hidden}{escape(t[lo:hi])}</mark>")
+            cursor = hi
+        if pieces:
+            pieces.append(escape(t[cursor:]))
+            tokens[i] = "".join(pieces)
+    return "".join(tokens)
 
 
 # --- finding one's way: the area and the practices ------------------------------------

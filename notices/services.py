@@ -16,10 +16,10 @@ from django.db.models import Max
 from django.utils import timezone
 
 from governance.models import Programme, User
-from notices import cache, generator, selectors
+from notices import cache, generator, readability, selectors
 from notices.completeness import missing_items
 from notices.models import Notice, NoticeVersion
-from notices.presentation import diff_versions
+from notices.presentation import diff_versions, notice_readability
 from phm_portal.audit import audit_log
 from phm_portal.errors import InvalidInput, NotAllowedNow
 
@@ -28,6 +28,10 @@ LOCAL_TEXT_MAX = 5000
 
 class NoticeIncomplete(NotAllowedNow):
     """The notice does not yet say everything Articles 13 and 14 require (409, with the list)."""
+
+
+class NoticeHarderToRead(NotAllowedNow):
+    """The draft reads harder than the version it replaces (409 until the DPO confirms)."""
 
 
 NOTHING_TO_PUBLISH = (
@@ -195,7 +199,38 @@ def notice_version_says_nothing_new(version: NoticeVersion) -> bool:
     )
 
 
-def notice_version_publish(*, actor: User, version: NoticeVersion) -> NoticeVersion:
+def notice_version_readability_drop(version: NoticeVersion) -> dict | None:
+    """Return how much harder the version reads than the one patients read now, or None.
+
+    Both are scored on what a patient reads first (the verbatim law left out). Harder is
+    a lower reading ease or a higher grade; None when nothing is published yet, or when
+    the version reads at least as plainly.
+    """
+    published = selectors.current_version(version.notice.programme.slug)
+    if published is None or published.pk == version.pk:
+        return None
+    before = notice_readability(published.sections).score
+    after = notice_readability(version.sections).score
+    if not readability.is_harder(after, before):
+        return None
+    return {"replaces": published.number, "before": before.as_dict(), "after": after.as_dict()}
+
+
+def harder_to_read_message(drop: dict) -> str:
+    """Return the warning a DPO reads before publishing a version harder to read."""
+    before, after = drop["before"], drop["after"]
+    return (
+        f"This draft is harder to read than version {drop['replaces']}, which patients read "
+        f"now: reading ease {after['flesch_reading_ease']} (was "
+        f"{before['flesch_reading_ease']}; higher is easier), grade "
+        f"{after['flesch_kincaid_grade']} (was {before['flesch_kincaid_grade']}; lower is "
+        "easier). Make it plainer, or confirm that you want to publish it as it is."
+    )
+
+
+def notice_version_publish(
+    *, actor: User, version: NoticeVersion, harder_to_read_confirmed: bool = False
+) -> NoticeVersion:
     """Publish a complete, up-to-date draft; from now on it never changes.
 
     1. Refuse a version that is not a draft (409).
@@ -204,7 +239,10 @@ def notice_version_publish(*, actor: User, version: NoticeVersion) -> NoticeVers
     3. Refuse an incomplete draft (409 with the missing items).
     4. Refuse a draft whose words are those of the published version (409): patients
        would get a "what changed" page saying nothing changed.
-    5. Claim draft -> published, audit, and drop the cached public page on commit.
+    5. Refuse a draft harder to read than the version it replaces (409 with both
+       figures) unless the DPO confirmed they want it published anyway.
+    6. Claim draft -> published, audit (with the figures when it reads harder), and drop
+       the cached public page on commit.
     """
     programme = version.notice.programme
     if version.status != NoticeVersion.Status.DRAFT:
@@ -225,6 +263,9 @@ def notice_version_publish(*, actor: User, version: NoticeVersion) -> NoticeVers
         )
     if notice_version_says_nothing_new(version):
         raise NotAllowedNow(NOTHING_TO_PUBLISH)
+    drop = notice_version_readability_drop(version)
+    if drop is not None and not harder_to_read_confirmed:
+        raise NoticeHarderToRead(harder_to_read_message(drop), details=drop)
     now = timezone.now()
     with transaction.atomic():
         claimed = NoticeVersion.objects.filter(
@@ -241,16 +282,10 @@ def notice_version_publish(*, actor: User, version: NoticeVersion) -> NoticeVers
                 "edited since you checked it). Check it again."
             )
         version.refresh_from_db()
-        audit_log(
-            actor=actor,
-            action="notice.published",
-            obj=version,
-            details={
-                "programme": programme.slug,
-                "version": version.number,
-                "sha256": version.sha256,
-            },
-        )
+        details = {"programme": programme.slug, "version": version.number, "sha256": version.sha256}
+        if drop is not None:  # published knowing it reads harder: the figures are on record
+            details["harder_to_read"] = drop
+        audit_log(actor=actor, action="notice.published", obj=version, details=details)
         transaction.on_commit(lambda: cache.forget(programme.slug))
     return version
 

@@ -15,9 +15,10 @@ from notices import cache, pdf, selectors, services
 from notices import permissions as perms
 from notices.models import NoticeVersion
 from notices.presentation import (
+    HARD_SENTENCE_GRADE,
     area_label,
     diff_versions,
-    readability,
+    notice_readability,
     rendered_sections,
     version_practices,
 )
@@ -233,21 +234,26 @@ def manage(request: HttpRequest, pk: int) -> HttpResponse:
     missing = services.notice_version_missing(version)
     # A draft says what it changes since the last version patients could read (the words
     # their "what changed" page will compare), and whether it changes anything at all.
-    since, diffs, unchanged, nothing_new = None, [], 0, False
+    since, diffs, unchanged, nothing_new, drop = None, [], 0, False, None
     if version.status == NoticeVersion.Status.DRAFT:
         since = selectors.previous_public_version(version)
         if since is not None:
             diffs, unchanged = diff_versions(since, version)
         nothing_new = services.notice_version_says_nothing_new(version)
+        drop = services.notice_version_readability_drop(version)
+    found = notice_readability(version.sections)
     return render(
         request,
         "notices/manage.html",
         {
             "programme": programme,
             "version": version,
-            "sections": rendered_sections(version),
+            # The preview marks the hardest sentences where they stand.
+            "sections": rendered_sections(version, marked=found.marked()),
             "raw_sections": version.sections,
-            "readability": readability(version),
+            "readability": found,
+            "harder": drop,
+            "hard_grade": HARD_SENTENCE_GRADE,
             "missing": missing,
             "errors": errors,
             "since": since,
@@ -264,18 +270,37 @@ def manage(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+HARDER_NOT_CONFIRMED = (
+    "Tick the box to publish a version that is harder to read, or make the draft plainer first"
+)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def publish(request: HttpRequest, pk: int) -> HttpResponse:
-    """Confirm, then publish a draft (refused with the missing items if incomplete)."""
+    """Confirm, then publish a draft (refused with the missing items if incomplete).
+
+    A draft harder to read than the version it replaces is published only with the box
+    ticked that says the DPO read the warning.
+    """
     version = perms.get_version_for_user(request.user, pk, edit=True)
     missing = services.notice_version_missing(version)
-    error = None
+    drop = (
+        services.notice_version_readability_drop(version)
+        if version.status == NoticeVersion.Status.DRAFT
+        else None
+    )
+    error, confirm_error = None, None
+    confirmed = request.POST.get("confirm_harder_to_read") == "yes"
     if request.method == "POST":
         try:
-            services.notice_version_publish(actor=request.user, version=version)
+            services.notice_version_publish(
+                actor=request.user, version=version, harder_to_read_confirmed=confirmed
+            )
         except services.NoticeIncomplete as exc:
             error, missing = exc.message, exc.details
+        except services.NoticeHarderToRead as exc:
+            drop, confirm_error = exc.details, HARDER_NOT_CONFIRMED
         except DomainError as exc:
             error = exc.message
         else:
@@ -289,8 +314,12 @@ def publish(request: HttpRequest, pk: int) -> HttpResponse:
             "programme": version.notice.programme,
             "missing": missing,
             "error": error,
+            "harder": drop,
+            "harder_message": services.harder_to_read_message(drop) if drop else "",
+            "confirm_error": confirm_error,
+            "confirmed": confirmed,
         },
-        status=409 if error else 200,
+        status=409 if (error or confirm_error) else 200,
     )
 
 

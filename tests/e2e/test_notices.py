@@ -12,6 +12,7 @@ from governance import services as gov
 from governance.catalogue import legal_bases_sync
 from governance.models import LegalBasis, Programme, User
 from notices import services
+from notices.models import NoticeVersion
 from tests.e2e.axe import axe_violations
 
 pytestmark = pytest.mark.e2e
@@ -99,3 +100,69 @@ def test_an_unknown_address_shows_the_portals_own_404_page(page, transactional_d
     assert "If you typed the web address, check it is correct." in page.locator("main").inner_text()
     violations = axe_violations(page)
     assert violations == [], json.dumps(violations, indent=2)
+
+
+# --- reading ease: the law one click away, the DPO's figures and the publish warning --------
+def test_the_exact_words_of_the_law_are_one_click_away(page, demo):
+    page.goto("/notices/north-east-lincolnshire/")
+    words = "processing is necessary for the purposes of preventive or occupational medicine"
+    law = page.get_by_text(words, exact=False)
+    assert not law.is_visible()  # a patient reads the plain words first
+    page.get_by_text("The exact words of the law").click()
+    assert law.is_visible()
+    assert "It lets health information be used to give and manage health and social care." in (
+        page.locator("details").inner_text()
+    )
+    violations = axe_violations(page)
+    assert violations == [], json.dumps(violations, indent=2)
+
+
+LEGALESE = (
+    "Notwithstanding the foregoing, the processing of pseudonymised personal information "
+    "undertaken by the aforementioned organisations shall additionally be subject to "
+    "contractual obligations, organisational safeguards and technical protections "
+    "commensurate with the identified residual risks of re-identification."
+)
+
+
+def test_a_dpo_sees_how_easy_each_section_is_and_confirms_a_harder_version(page, demo):
+    devon = Programme.objects.get(slug="devon")
+    dpo = User.objects.get(username="dpo-devon")
+    draft, _ = services.notice_draft_generate(actor=dpo, programme=devon)
+    services.notice_version_update(actor=dpo, version=draft, local_texts={"about": LEGALESE})
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill("dpo-devon")
+    page.get_by_label("Password").fill("a-demo-password")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/")
+
+    page.goto(f"/notice-versions/{draft.pk}/")
+    table = page.get_by_role("table", name="Reading ease and grade of each section")
+    assert table.get_by_role("rowheader", name="About this notice").is_visible()
+    assert table.get_by_role("rowheader", name="How to opt out").is_visible()
+    assert table.get_by_role("rowheader", name="The exact words of the law").count() == 0
+    assert "Harder to read than version 1" in page.locator("#harder-to-read").inner_text()
+    hardest = page.locator("#hardest-sentences li").first.inner_text()
+    assert "in “About this notice”" in hardest and "Notwithstanding the foregoing" in hardest
+    # Marked in the preview by an underline as well as a colour, and named for screen readers.
+    mark = page.locator(".portal-preview mark.portal-hard-sentence").first
+    assert mark.is_visible()
+    assert mark.evaluate("m => getComputedStyle(m).textDecorationStyle") == "dashed"
+    assert "Hard to read:" in mark.text_content()
+    violations = axe_violations(page)
+    assert violations == [], json.dumps(violations, indent=2)
+
+    page.get_by_role("link", name="Publish version 2").click()
+    warning = page.locator("#harder-to-read").inner_text()
+    assert "This draft is harder to read than version 1, which patients read now" in warning
+    page.get_by_role("button", name="Yes, publish version 2").click()
+    summary = page.locator(".nhsuk-error-summary").inner_text()
+    assert "Tick the box to publish a version that is harder to read" in summary
+    assert NoticeVersion.objects.get(pk=draft.pk).status == "draft"
+    violations = axe_violations(page)
+    assert violations == [], json.dumps(violations, indent=2)
+
+    page.get_by_label("I have read the warning: publish version 2 even though").check()
+    page.get_by_role("button", name="Yes, publish version 2").click()
+    assert "Version 2 is published." in page.locator("main").inner_text()
+    assert NoticeVersion.objects.get(pk=draft.pk).status == "published"

@@ -68,3 +68,21 @@ def published(draft, dpo_a):
 
 def section(version, key: str) -> dict:
     return next(s for s in version.sections if s["key"] == key)
+
+
+# Local wording that makes any notice harder to read: one long sentence of long words.
+LEGALESE = (
+    "Notwithstanding the foregoing, the processing of pseudonymised personal information "
+    "undertaken by the aforementioned organisations shall additionally be subject to "
+    "contractual obligations, organisational safeguards and technical protections "
+    "commensurate with the identified residual risks of re-identification."
+)
+
+
+@pytest.fixture
+def harder_draft(published, complete, dpo_a):
+    """A second draft whose local wording reads harder than the published version 1."""
+    draft, _ = services.notice_draft_generate(actor=dpo_a, programme=complete)
+    return services.notice_version_update(
+        actor=dpo_a, version=draft, local_texts={"about": LEGALESE}
+    )

@@ -182,3 +182,52 @@ def test_publishing_a_draft_that_changes_nothing_is_a_409(api, published, comple
     response = api(dpo_a).post(f"/api/v1/notices/{again.pk}/publish/")
     assert response.status_code == 409
     assert "there is nothing to publish" in response.json()["detail"]
+
+
+# --- publishing a version harder to read ------------------------------------------------
+def test_publishing_a_harder_draft_is_a_409_with_both_figures(api, harder_draft, dpo_a):
+    response = api(dpo_a).post(f"/api/v1/notices/{harder_draft.pk}/publish/")
+    assert response.status_code == 409
+    body = response.json()
+    assert "harder to read than version 1" in body["detail"]
+    before, after = body["readability"]["before"], body["readability"]["after"]
+    assert after["flesch_reading_ease"] < before["flesch_reading_ease"]
+    assert after["flesch_kincaid_grade"] > before["flesch_kincaid_grade"]
+    assert NoticeVersion.objects.get(pk=harder_draft.pk).status == "draft"
+
+
+def test_a_harder_draft_is_published_with_the_confirm_flag(api, harder_draft, dpo_a):
+    response = api(dpo_a).post(
+        f"/api/v1/notices/{harder_draft.pk}/publish/",
+        {"confirm_harder_to_read": True},
+        format="json",
+    )
+    assert response.status_code == 200, response.json()
+    assert response.json()["status"] == "published"
+
+
+def test_the_confirm_flag_must_be_a_boolean(api, harder_draft, dpo_a):
+    response = api(dpo_a).post(
+        f"/api/v1/notices/{harder_draft.pk}/publish/",
+        {"confirm_harder_to_read": "perhaps"},
+        format="json",
+    )
+    assert response.status_code == 400 and "confirm_harder_to_read" in response.json()
+
+
+def test_readability_is_given_per_section_with_the_hardest_sentences(api, harder_draft, dpo_a):
+    body = api(dpo_a).get(f"/api/v1/notices/{harder_draft.pk}/").json()["readability"]
+    assert body["flesch_kincaid_grade"] is not None and body["words"] > 100
+    about = next(s for s in body["sections"] if s["key"] == "about")
+    assert about["title"] == "About this notice" and about["words"] > 40
+    assert "law" not in {s["key"] for s in body["sections"]}  # the verbatim law is not scored
+    hardest = body["hardest_sentences"][0]
+    assert hardest["section"] == "about" and hardest["text"].startswith("Notwithstanding")
+
+
+def test_the_schema_documents_the_confirm_flag(client, db):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    publish = schema["paths"]["/api/v1/notices/{id}/publish/"]["post"]
+    ref = publish["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    name = ref.rsplit("/", 1)[1]
+    assert "confirm_harder_to_read" in schema["components"]["schemas"][name]["properties"]

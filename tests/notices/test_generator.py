@@ -25,11 +25,28 @@ def test_a_draft_names_the_controllers_and_processors_and_what_each_does(draft):
 
 
 def test_a_draft_quotes_the_official_wording_of_each_legal_basis(draft):
-    law = text(draft, "legal_basis")
+    # The section names each basis in plain words; its annex quotes the law in full.
+    law = text(draft, "legal_basis") + " " + text(draft, "law")
     for code in ("UK-GDPR-6-1-e", "UK-GDPR-9-2-h"):
         basis = LegalBasis.objects.get(code=code)
         assert f"UK GDPR Article {basis.article}" in law
         assert basis.text.rstrip(";.") in law
+
+
+def test_the_verbatim_law_is_in_the_annex_each_article_after_a_plain_sentence(draft):
+    plain, annex = text(draft, "legal_basis"), text(draft, "law")
+    assert (
+        "UK GDPR Article 6(1)(e) (Public task). It lets public bodies, like the NHS, use "
+        "information for their public tasks." in plain
+    )
+    assert (
+        "UK GDPR Article 9(2)(h) (Health or social care). It lets health information be used "
+        "to give and manage health and social care. Its words are: “processing is necessary "
+        "for the purposes of preventive or occupational medicine" in annex
+    )
+    for code in ("UK-GDPR-6-1-e", "UK-GDPR-9-2-h"):
+        words = LegalBasis.objects.get(code=code).text.rstrip(";.")
+        assert words in annex and words not in plain
 
 
 def test_a_draft_says_names_and_nhs_numbers_are_replaced_and_who_can_reidentify(draft):

@@ -8,7 +8,11 @@ from phm_portal.models import AuditEvent
 
 
 def words(response) -> str:
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", response.content.decode())).split())
+    return html_to_words(response.content.decode())
+
+
+def html_to_words(markup: str) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", markup)).split())
 
 
 def test_the_programme_page_links_to_its_notice(client, alice, programme):
@@ -149,3 +153,86 @@ def test_publishing_a_draft_that_changes_nothing_is_refused_on_the_page(
     assert response.status_code == 409
     assert "there is nothing to publish" in words(response)
     assert NoticeVersion.objects.get(pk=again.pk).status == "draft"
+
+
+# --- how easy the draft is to read --------------------------------------------------------
+def test_the_draft_page_gives_the_ease_and_grade_of_each_section(client, draft, dpo_a):
+    from notices.presentation import notice_readability
+
+    client.force_login(dpo_a)
+    html = client.get(f"/notice-versions/{draft.pk}/").content.decode()
+    table = re.search(
+        r'<table class="nhsuk-table" id="readability-by-section">.*?</table>', html, re.S
+    )
+    rows = [
+        " ".join(html_to_words(row).split())
+        for row in re.findall(r"<tr class=\"nhsuk-table__row\">(.*?)</tr>", table.group(0), re.S)
+    ]
+    found = notice_readability(draft.sections)
+    assert rows[0] == "Section Words Reading ease Grade Hard sentences"
+    assert len(rows) == 1 + len(found.sections)
+    for row, s in zip(rows[1:], found.sections, strict=True):
+        assert row.startswith(
+            f"{s.title} {s.score.words} {s.score.ease} ({s.score.label}) {s.score.grade}"
+        )
+    assert "The exact words of the law" not in table.group(0)  # the verbatim law is not scored
+    total = found.score
+    page = words(client.get(f"/notice-versions/{draft.pk}/"))
+    assert re.search(
+        rf"Flesch reading ease {total.ease} \({total.label}\), Flesch-Kincaid grade "
+        rf"{total.grade} ?, {total.words} words\.",
+        page,
+    )
+
+
+def test_the_draft_page_lists_and_marks_the_hardest_sentences(client, harder_draft, dpo_a):
+    client.force_login(dpo_a)
+    response = client.get(f"/notice-versions/{harder_draft.pk}/")
+    page = words(response)
+    assert "The hardest sentences" in page
+    assert "in “About this notice”: Notwithstanding the foregoing" in page
+    html = response.content.decode()
+    # Marked where it stands in the preview, for eyes and for screen readers alike.
+    assert (
+        '<mark class="portal-hard-sentence"><span class="nhsuk-u-visually-hidden">Hard to read: '
+        "</span>Notwithstanding the foregoing" in html
+    )
+
+
+def test_the_draft_page_warns_when_the_draft_reads_harder_than_the_published_one(
+    client, harder_draft, draft, dpo_a
+):
+    client.force_login(dpo_a)
+    assert "Harder to read than version 1" in words(
+        client.get(f"/notice-versions/{harder_draft.pk}/")
+    )
+
+
+def test_a_draft_as_plain_as_the_published_one_gets_no_warning(client, draft, dpo_a):
+    client.force_login(dpo_a)
+    assert "Harder to read" not in words(client.get(f"/notice-versions/{draft.pk}/"))
+    assert (
+        "confirm_harder_to_read"
+        not in client.get(f"/notice-versions/{draft.pk}/publish/").content.decode()
+    )
+
+
+def test_publishing_a_harder_draft_needs_the_box_ticked(client, harder_draft, dpo_a):
+    client.force_login(dpo_a)
+    confirm = words(client.get(f"/notice-versions/{harder_draft.pk}/publish/"))
+    assert "This draft is harder to read than version 1, which patients read now" in confirm
+    assert "I have read the warning: publish version 2 even though it is harder to read" in confirm
+    refused = client.post(f"/notice-versions/{harder_draft.pk}/publish/")
+    assert refused.status_code == 409
+    assert (
+        "Tick the box to publish a version that is harder to read, or make the draft plainer first"
+        in words(refused)
+    )
+    assert NoticeVersion.objects.get(pk=harder_draft.pk).status == "draft"
+    response = client.post(
+        f"/notice-versions/{harder_draft.pk}/publish/",
+        {"confirm_harder_to_read": "yes"},
+        follow=True,
+    )
+    assert "Version 2 is published." in words(response)
+    assert NoticeVersion.objects.get(pk=harder_draft.pk).status == "published"

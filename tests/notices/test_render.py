@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from notices.render import flesch_reading_ease, to_html
+from notices.render import to_html
 
 
 @pytest.mark.parametrize(
@@ -53,14 +53,3 @@ def test_the_safe_subset_of_markdown_is_rendered():
 def test_headings_and_images_are_not_part_of_the_subset():
     html = to_html("# Big heading\n\n![alt](https://example.org/x.png)")
     assert "<h1" not in html and "<img" not in html
-
-
-def test_plain_words_score_higher_than_legal_wording():
-    plain = "You can opt out. Ask your GP. It is free and quick."
-    legal = (
-        "Processing is necessary for the performance of a task carried out in the public "
-        "interest or in the exercise of official authority vested in the controller."
-    )
-    assert flesch_reading_ease(plain) > 80
-    assert flesch_reading_ease(legal) < 40
-    assert flesch_reading_ease("") is None

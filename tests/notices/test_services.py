@@ -7,6 +7,7 @@ from notices.models import NoticeVersion
 from phm_portal.audit import audit_verify
 from phm_portal.errors import InvalidInput, NotAllowedNow
 from phm_portal.models import AuditEvent
+from tests.notices.conftest import LEGALESE
 
 
 def test_publishing_keeps_the_hash_publisher_and_time_and_audits(published, dpo_a):
@@ -126,3 +127,47 @@ def test_a_draft_with_new_local_wording_can_be_published(published, complete, dp
         actor=dpo_a, version=again, local_texts={"opt_out": "Ask at reception."}
     )
     assert services.notice_version_publish(actor=dpo_a, version=again).status == "published"
+
+
+# --- a version harder to read than the one it replaces ------------------------------------
+def test_a_draft_harder_to_read_is_refused_with_both_figures(harder_draft, dpo_a):
+    with pytest.raises(services.NoticeHarderToRead, match="harder to read than version 1") as no:
+        services.notice_version_publish(actor=dpo_a, version=harder_draft)
+    drop = no.value.details
+    assert drop["replaces"] == 1
+    before, after = drop["before"], drop["after"]
+    assert after["flesch_reading_ease"] < before["flesch_reading_ease"]
+    assert after["flesch_kincaid_grade"] > before["flesch_kincaid_grade"]
+    assert f"reading ease {after['flesch_reading_ease']} (was" in no.value.message
+    assert NoticeVersion.objects.get(pk=harder_draft.pk).status == "draft"
+    assert not AuditEvent.objects.filter(action="notice.published", details__version=2).exists()
+
+
+def test_a_draft_harder_to_read_is_published_once_confirmed_and_the_figures_audited(
+    harder_draft, dpo_a
+):
+    version = services.notice_version_publish(
+        actor=dpo_a, version=harder_draft, harder_to_read_confirmed=True
+    )
+    assert version.status == "published"
+    event = AuditEvent.objects.get(action="notice.published", details__version=2)
+    drop = event.details["harder_to_read"]
+    assert drop["replaces"] == 1
+    assert drop["after"]["flesch_reading_ease"] < drop["before"]["flesch_reading_ease"]
+    assert audit_verify().valid
+
+
+def test_a_draft_as_plain_as_the_published_one_needs_no_confirmation(published, complete, dpo_a):
+    draft, _ = services.notice_draft_generate(actor=dpo_a, programme=complete)
+    draft = services.notice_version_update(
+        actor=dpo_a, version=draft, local_texts={"opt_out": "Ask at reception. It is quick."}
+    )
+    assert services.notice_version_readability_drop(draft) is None
+    assert services.notice_version_publish(actor=dpo_a, version=draft).status == "published"
+
+
+def test_the_first_version_replaces_nothing_so_it_is_never_harder(draft, dpo_a):
+    draft = services.notice_version_update(
+        actor=dpo_a, version=draft, local_texts={"about": LEGALESE}
+    )
+    assert services.notice_version_readability_drop(draft) is None
