@@ -38,6 +38,8 @@ CHUNK = 5000
 REASON_TYPE1 = "type1"
 REASON_NATIONAL = "national"
 REASON_NATIONAL_UNCHECKED = "national_unchecked"
+# The code of the refusal when no unexpired national check covers a programme (API "code").
+NATIONAL_CHECK_MISSING = "national_check_missing"
 
 
 def _chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
@@ -498,8 +500,12 @@ def opt_out_register_for(*, data_flow: DataFlow) -> OptOutRegister:
         checks = list(national_usable_checks(programme))
         if not checks:
             raise NotAllowedNow(
-                "The national data opt-out applies to this programme and it has no unexpired "
-                "national check: import a new check before data flows."
+                f"The national data opt-out applies to {programme.name} and it has no unexpired "
+                "national check. Start a national data opt-out check of the programme (the "
+                "National checks page, or POST /api/v1/national-opt-outs/checks/ with "
+                f'{{"programme": "{programme.slug}"}}) and import the national service\'s reply: '
+                "data flows once the check is complete.",
+                code=NATIONAL_CHECK_MISSING,
             )
         newest = checks[0]
         result.national_check_id = newest.pk

@@ -404,7 +404,9 @@ def practice_public_requested(request: HttpRequest, ods_code: str) -> HttpRespon
 @require_http_methods(["GET", "POST"])
 def national_checks(request: HttpRequest) -> HttpResponse:
     permissions.require_national_checker(request.user)
-    form = forms.NationalCheckStartForm(request.POST or None)
+    # ?programme=<slug> (the link of a job refused for want of a check) preselects it.
+    initial = {"programme": request.GET.get("programme", "")[:100]}
+    form = forms.NationalCheckStartForm(request.POST or None, initial=initial)
     status = 200
     if request.method == "POST":
         if form.is_valid():
@@ -430,6 +432,7 @@ def national_checks(request: HttpRequest) -> HttpResponse:
             "page": checks,
             "days": settings.PHM_NATIONAL_OPT_OUT_DAYS,
             "today": timezone.localdate(),
+            "mesh": bool(settings.PHM_MESH_URL),
         },
         status=status,
     )

@@ -1,16 +1,22 @@
-"""Pages of the datasets app: upload, extracts, jobs, downloads, re-identification."""
+"""Pages of the datasets app: upload, demo extracts, extracts, jobs, downloads, re-identification."""
 
 from __future__ import annotations
 
+import io
 import json
+import random
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -18,9 +24,10 @@ from datasets import held_uploads, selectors, services
 from datasets import permissions as perms
 from datasets.uploads import EncryptedUpload, EncryptingUploadHandler
 from governance import permissions as governance_perms
-from governance.models import DataFlow, Programme
+from governance.models import DataFlow, Programme, User
 from phm_portal.errors import DomainError
 from phm_portal.forms import PortalForm, add_service_error
+from phm_portal.lib.csv_safe import SafeWriter
 
 RULES = [("year", "Year of birth"), ("age_band_5", "5-year age band")]
 
@@ -154,8 +161,88 @@ def _dataset_upload(request: HttpRequest) -> HttpResponse:
         finally:
             if isinstance(upload, EncryptedUpload):
                 upload.discard()  # a held upload was moved aside first
-    context = {"form": form, "file_columns": file_columns, "held": held}
+    context = {
+        "form": form,
+        "file_columns": file_columns,
+        "held": held,
+        "demo_extract_flows": _demo_extract_flows(request.user, form),
+    }
     return render(request, "datasets/upload.html", context)
+
+
+# --- the demo's extracts: synthetic patients of the demo cohorts (demo mode only) -----------
+DEMO_EXTRACT_HEADER = [
+    "nhs_number",
+    "forename",
+    "date_of_birth",
+    "postcode",
+    "practice",
+    "event_code",
+]
+DEMO_FORENAMES = ["Ann", "Bob", "Chloe", "Dev", "Ewa", "Femi", "Grace", "Hamid", "Isla", "Jon"]
+DEMO_EVENT_CODES = ["C10..", "H33..", "G30..", "XaZ89", "137R.", "246..", "44P..", "9OX.."]
+POSTCODE_LETTERS = "ABDEFGHJLNPQRSTUWXYZ"  # the letters an inward code uses
+
+
+def _demo_cohort(flow: DataFlow) -> list[str]:
+    """Return the demo cohort of the flow's source practice ([] unless it is a demo practice)."""
+    from consent.demo import cohort_numbers
+
+    return cohort_numbers(flow.source.ods_code)
+
+
+def _demo_extract_flows(user: User, form: UploadForm) -> list[DataFlow]:
+    """Return the approved flows offered on the page that the person may upload a demo extract on."""
+    if not settings.DEMO_MODE:
+        return []
+    offered = []
+    for flow in form.fields["data_flow"].queryset:
+        try:
+            perms.get_flow_for_upload(user, flow.pk)
+        except (PermissionDenied, Http404):
+            continue
+        if _demo_cohort(flow):
+            offered.append(flow)
+    return offered
+
+
+def _demo_extract_csv(flow: DataFlow, numbers: list[str]) -> bytes:
+    """Return a synthetic extract of these patients of the flow's source, the same every time.
+
+    One to three events a patient, in the columns of a GP extract (names, dates of birth and
+    postcodes made up, the postcode in the practice's district).
+    """
+    practice = flow.source
+    district = (practice.postcode or "ZZ99 3AA").split()[0]
+    rng = random.Random(f"demo-extract-{practice.ods_code}")  # noqa: S311 - synthetic data
+    out = io.StringIO()
+    writer = SafeWriter(out, lineterminator="\n")
+    writer.writerow(DEMO_EXTRACT_HEADER)
+    for number in numbers:
+        forename = rng.choice(DEMO_FORENAMES)
+        born = f"{rng.randint(1930, 2020)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+        inward = f"{rng.randint(1, 9)}{rng.choice(POSTCODE_LETTERS)}{rng.choice(POSTCODE_LETTERS)}"
+        postcode = f"{district} {inward}"
+        for code in rng.sample(DEMO_EVENT_CODES, rng.randint(1, 3)):
+            writer.writerow([number, forename, born, postcode, practice.ods_code, code])
+    return out.getvalue().encode()
+
+
+@login_required
+def dataset_demo_extract(request: HttpRequest, flow_id: int) -> HttpResponse:
+    """Download a synthetic extract to upload on the flow (demo mode only; 404 otherwise)."""
+    if not settings.DEMO_MODE:
+        raise Http404("Demo extracts exist only in the demo.")
+    flow = perms.get_flow_for_upload(request.user, flow_id)
+    numbers = _demo_cohort(flow)
+    if flow.status != DataFlow.Status.APPROVED or not numbers:
+        raise Http404("There is no demo extract for this data flow.")
+    response = HttpResponse(
+        _demo_extract_csv(flow, numbers), content_type="text/csv; charset=utf-8"
+    )
+    name = f"demo-extract-{flow.source.ods_code}-flow-{flow.pk}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 def _held_upload(request: HttpRequest) -> held_uploads.HeldUpload | None:
@@ -207,9 +294,25 @@ def dataset_pseudonymise(request: HttpRequest, dataset_id) -> HttpResponse:
     try:
         job = services.dataset_pseudonymise(actor=request.user, dataset=dataset)
     except DomainError as exc:
-        messages.error(request, exc.message)
+        messages.error(request, _refusal_message(request.user, exc, dataset.data_flow.programme))
         return redirect("dataset-detail", dataset_id=dataset.pk)
     return redirect("job-detail", job_id=job.pk)
+
+
+def _refusal_message(user: User, exc: DomainError, programme: Programme) -> str:
+    """Return the refusal's words; with no national check, a link to start one is added."""
+    from consent.permissions import NATIONAL_CHECK_CAPABILITY
+    from consent.selectors import NATIONAL_CHECK_MISSING
+
+    if exc.code != NATIONAL_CHECK_MISSING or not user.can(NATIONAL_CHECK_CAPABILITY):
+        return exc.message
+    url = f"{reverse('national-checks')}?{urlencode({'programme': programme.slug})}"
+    return format_html(
+        '{} <a href="{}">Start a national data opt-out check of {}</a>',
+        exc.message,
+        url,
+        programme.name,
+    )
 
 
 @login_required

@@ -71,6 +71,8 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         body: dict = {key: [exc.message] if key != "detail" else exc.message}
         if exc.details is not None:
             body["details"] = exc.details
+        if exc.code is not None:
+            body["code"] = exc.code
         return Response(body, status=exc.status_code)
     if isinstance(exc, UploadTooLarge):
         return Response({"detail": str(exc)}, status=exc.status_code)
@@ -90,7 +92,8 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
 # --- the schema: the answers every operation may give besides its success -----------
 ERROR_SCHEMA = {
     "type": "object",
-    "description": 'An error: `{"detail": "..."}`, or each refused field named with its messages.',
+    "description": 'An error: `{"detail": "..."}`, or each refused field named with its messages; '
+    'a refusal a program may act on also has a `"code"`, e.g. `"national_check_missing"`.',
     "additionalProperties": True,
 }
 

@@ -157,6 +157,11 @@ urlpatterns = [
     # --- datasets (issue 6) ---
     path("datasets/", datasets_views.dataset_list, name="dataset-list"),
     path("datasets/upload/", datasets_views.dataset_upload, name="dataset-upload"),
+    path(
+        "datasets/demo-extracts/<int:flow_id>.csv",
+        datasets_views.dataset_demo_extract,
+        name="dataset-demo-extract",
+    ),
     path("datasets/<uuid:dataset_id>/", datasets_views.dataset_detail, name="dataset-detail"),
     path(
         "datasets/<uuid:dataset_id>/pseudonymise/",

@@ -10,6 +10,7 @@ import pytest
 from datasets import services
 from datasets.models import Job, JobChunk, ProgrammeKey
 from datasets.pipeline import CODE_LENGTH
+from governance.models import DataFlow
 from phm_portal.models import AuditEvent
 from tests.datasets.conftest import HEADER, MAPPING, csv_file, upload_extract
 
@@ -334,3 +335,30 @@ def alice_practice(user):
     from governance.permissions import organisations_of
 
     return organisations_of(user).get()
+
+
+def test_a_job_refused_for_want_of_a_national_check_says_what_to_do_and_its_code(
+    api, admin, alice, flow, programme
+):
+    assert programme.national_opt_out_applies
+    dataset = upload_extract(api(alice), flow, ROWS)
+    response = api(admin).post(f"/api/v1/datasets/{dataset.pk}/pseudonymise/")
+    assert response.status_code == 409
+    body = response.json()
+    assert set(body) == {"detail", "code"}
+    assert body["code"] == "national_check_missing"
+    assert body["detail"].startswith(
+        "The national data opt-out applies to Testshire PHM and it has no unexpired national check."
+    )
+    assert (
+        'POST /api/v1/national-opt-outs/checks/ with {"programme": "testshire"}) and import the '
+        "national service's reply: data flows once the check is complete."
+    ) in body["detail"]
+    assert not Job.objects.exists()
+
+
+def test_a_refusal_without_a_code_keeps_its_answer(api, admin, dataset):
+    DataFlow.objects.filter(pk=dataset.data_flow_id).update(status=DataFlow.Status.SUSPENDED)
+    response = api(admin).post(f"/api/v1/datasets/{dataset.pk}/pseudonymise/")
+    assert response.status_code == 409
+    assert response.json() == {"detail": "The flow is suspended: no data moves on it now."}

@@ -9,6 +9,7 @@ from kombu.exceptions import OperationalError
 
 from datasets import services
 from datasets.models import Dataset, Job
+from governance.models import DataFlow
 from tests.datasets.conftest import HEADER, csv_file, make_flow
 
 ROW = "9434765919,Ann,1960-03-01,CB1 2AB,A81001,XaZ89\n"
@@ -272,3 +273,73 @@ def test_re_identification_does_not_offer_a_destroyed_programme(client, alice, p
     Programme.objects.filter(pk=programme.pk).update(status=Programme.Status.DESTROYED)
     page = client.get("/practices/A81001/reidentify/").content.decode()
     assert f'<option value="{programme.slug}"' not in page
+
+
+# --- a job refused for want of a national check (issue 15) ---------------------------------
+@pytest.fixture
+def unchecked_dataset(client, alice, flow, programme):
+    """An extract of a programme that applies the national opt-out and has no check yet."""
+    assert programme.national_opt_out_applies
+    client.force_login(alice)
+    upload(client, flow)
+    client.logout()
+    return Dataset.objects.get()
+
+
+def error_summary(page: str) -> str:
+    """Return the HTML of the page's error summary of messages."""
+    start = page.index('<div class="nhsuk-error-summary"')
+    return page[start : page.index("</main>", start)]
+
+
+def test_a_job_refused_for_want_of_a_national_check_is_an_error_with_a_link_to_start_one(
+    client, admin, unchecked_dataset
+):
+    client.force_login(admin)
+    response = client.post(f"/datasets/{unchecked_dataset.pk}/pseudonymise/", follow=True)
+    assert response.redirect_chain == [(f"/datasets/{unchecked_dataset.pk}/", 302)]
+    assert not Job.objects.exists()
+    page = response.content.decode()
+    summary = error_summary(page)
+    assert 'role="alert"' in summary.split(">", 1)[0]
+    assert 'aria-labelledby="message-error-summary-title"' in summary.split(">", 1)[0]
+    assert '<h2 class="nhsuk-error-summary__title" id="message-error-summary-title">' in summary
+    assert "There is a problem" in summary
+    assert (
+        "The national data opt-out applies to Testshire PHM and it has no unexpired national "
+        "check. Start a national data opt-out check of the programme"
+    ) in summary
+    assert (
+        '<a href="/national-opt-outs/?programme=testshire">'
+        "Start a national data opt-out check of Testshire PHM</a>"
+    ) in summary
+    assert "Information: " not in page  # no longer shown as information
+
+    # The link leads to the national checks page with the programme chosen.
+    response = client.get("/national-opt-outs/?programme=testshire")
+    assert response.status_code == 200
+    assert response.context["form"]["programme"].value() == "testshire"
+    assert '<option value="testshire" selected>Testshire PHM' in response.content.decode()
+
+
+def test_other_refusals_are_errors_without_the_link(client, admin, unchecked_dataset):
+    DataFlow.objects.filter(pk=unchecked_dataset.data_flow_id).update(
+        status=DataFlow.Status.SUSPENDED
+    )
+    client.force_login(admin)
+    page = client.post(
+        f"/datasets/{unchecked_dataset.pk}/pseudonymise/", follow=True
+    ).content.decode()
+    summary = error_summary(page)
+    assert "The flow is suspended: no data moves on it now." in summary
+    assert "/national-opt-outs/" not in summary
+
+
+def test_a_success_is_shown_as_a_success_banner_not_as_information(client, alice, flow):
+    client.force_login(alice)
+    page = client.get(upload(client, flow)["Location"]).content.decode()
+    banner = page.split('<div class="nhsuk-notification-banner nhsuk-notification-banner--success"')
+    assert len(banner) == 2
+    assert ">Success</h2>" in banner[1]
+    assert "extract.csv is stored, encrypted." in banner[1].split("</div>\n        </div>")[0]
+    assert "Information: " not in page and "nhsuk-error-summary" not in page

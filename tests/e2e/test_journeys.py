@@ -10,6 +10,8 @@ the download of its signed certificate.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import re
 from pathlib import Path
 
@@ -18,7 +20,13 @@ from django.conf import settings
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from pypdf import PdfReader
 
+from consent import services as consent
+from consent.files import national_submission
 from consent.models import Type1Event
+from consent.selectors import national_check_submission
+from datasets import services as datasets
+from datasets.models import Job
+from datasets.pipeline import CODE_LENGTH
 from destruction.selectors import certificate_verify
 from governance import services as gov
 from governance.models import DataFlow
@@ -118,11 +126,28 @@ def test_a_dpo_edits_checks_and_publishes_a_notice(page, screenshot, complete, d
 
 
 # --- 3. a CSU admin approves a flow, uploads an extract, runs the job, downloads ----
+# The extract's two patients; Bob has registered a national data opt-out.
+ANN, BOB = "9434765919", "4010232137"
+
+
 @pytest.fixture
-def submitted_flow(programme, practice_a, csu, admin):
-    programme.national_opt_out_applies = False
-    programme.national_opt_out_exemption = "Test exemption"
-    programme.save()
+def national_check(programme, practice_a, admin):
+    """A complete national data opt-out check of the extract's patients: Bob opted out.
+
+    Recorded as a CSU admin does by hand: the patients are known at their practice, the
+    check is started, and the national service's reply (every number but Bob's) imported.
+    """
+    assert programme.national_opt_out_applies
+    consent.patients_note_at_practice(actor=admin, practice=practice_a, nhs_numbers=[ANN, BOB])
+    check = consent.national_check_start(actor=admin, programme=programme)
+    returned = [n for n in national_check_submission(check) if n != BOB]
+    return consent.national_check_complete(
+        actor=admin, check=check, returned=national_submission(returned)
+    )
+
+
+@pytest.fixture
+def submitted_flow(programme, practice_a, csu, admin, national_check):
     flow = gov.data_flow_create(
         actor=admin,
         programme=programme,
@@ -139,9 +164,15 @@ def submitted_flow(programme, practice_a, csu, admin):
 
 EXTRACT = (
     "nhs_number,forename,date_of_birth,postcode,practice,event_code\n"
-    "9434765919,Ann,1960-03-01,CB1 2AB,A81001,XaZ89\n"
-    "4010232137,Bob,1971-07-15,LS2 9JT,A81001,C10..\n"
+    f"{ANN},Ann,1960-03-01,CB1 2AB,A81001,XaZ89\n"
+    f"{BOB},Bob,1971-07-15,LS2 9JT,A81001,C10..\n"
 )
+
+
+def pseudonym_of(nhs_number: str, programme) -> str:
+    """Return the code the programme's key gives the patient (see datasets.pipeline)."""
+    key = datasets.programme_key(programme=programme)
+    return hmac.new(key, nhs_number.encode(), hashlib.sha256).hexdigest()[:CODE_LENGTH]
 
 
 @pytest.mark.integration
@@ -196,10 +227,15 @@ def test_a_csu_admin_approves_uploads_pseudonymises_downloads_and_destroys(
     target = save(page, request, "csv")
     info.value.save_as(target)
     lines = target.read_text().splitlines()
-    assert len(lines) == 3 and "pseudonym" in lines[0]
+    assert len(lines) == 2 and "pseudonym" in lines[0]  # Bob's row is left out
     output = target.read_text()
     assert "9434765919" not in output
     assert "Ann" not in output
+    programme = submitted_flow.programme
+    assert pseudonym_of(ANN, programme) in lines[1]
+    assert pseudonym_of(BOB, programme) not in output
+    job = Job.objects.get()
+    assert job.excluded == {"type1": 0, "national": 1, "invalid": 0}
 
     # Destroy the programme's data (early, with a reason), on the worker, and download the
     # signed certificate.
