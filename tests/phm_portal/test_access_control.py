@@ -71,7 +71,7 @@ def fill(route: str, values: dict[str, str]) -> str:
 
 
 def test_every_route_is_filled_into_a_url_that_reaches_it():
-    values = {k: "1" for k in ("pk", "ods_code", "slug", "programme_slug", "patient_id")}
+    values = {k: "1" for k in ("pk", "ods_code", "slug", "programme_slug", "patient_id", "flow_id")}
     values.update(
         dataset_id=str(uuid.uuid4()), job_id=str(uuid.uuid4()), reference="R1", number="1",
         code="C", action="approve", fmt="csv", format="json", uidb64="MQ", token="t",

@@ -257,6 +257,7 @@ def url_values(world: World, scope: str, name: str) -> dict[str, str]:
         "slug": side.programme.slug,
         "programme_slug": side.programme.slug,
         "pk": side.flow.pk,
+        "flow_id": side.flow.pk,
         "dataset_id": side.dataset.pk,
         "job_id": side.job.pk,
         "patient_id": side.event.patient_id,
