@@ -16,7 +16,7 @@ TIMEOUT = None
 NONE = "-"  # "no published version", cached too so that unknown slugs stay cheap
 # Part of every page key: bump it when the public templates change what a page shows, so
 # that pages cached (without expiry) before a deployment are not served after it.
-LAYOUT = 3
+LAYOUT = 4
 
 
 def _pointer_key(slug: str) -> str:

@@ -65,7 +65,7 @@ SECTION_TITLES: OrderedDict[str, str] = OrderedDict(
         ("law", "The exact words of the law"),
         ("sources", "Where your information comes from"),
         ("pseudonymisation", "Your details are replaced by a code"),
-        ("recipients", "Who your information is shared with"),
+        ("recipients", "Who gets your information"),
         ("overseas", "Transfers outside the UK"),
         ("retention", "How long your information is kept"),
         ("rights", "Your rights"),
@@ -305,19 +305,16 @@ def _about(facts: dict) -> str:
     if area and not area_is_named(prog["region"]):  # "Your area" reads "your area" mid-sentence
         area = area[0].lower() + area[1:]
     lines = [
-        f"This notice says how the {md_escape(prog['name'])} uses your information, who gets "
-        "it and why, and your choices.",
         "Population Health Management (PHM) aims to improve people's physical and mental "
-        "health and wellbeing, and to make care fair, timely and equal. Health and care "
-        "services combine what they know to see the health of an area and its services.",
+        "health and wellbeing, and make care fair, timely and equal. Health and care "
+        "services combine what they know to see an area's health and services.",
     ]
     where = f"The programme covers {area}"
     if prog["population"]:
         where += f": the {_population(prog['population'])} people who live in {area}"
-    where += "."
     if prog["partnership"]:
-        where += f" It is part of {md_escape(prog['partnership'])}."
-    lines.append(where)
+        where += f", as part of {md_escape(prog['partnership'])}"
+    lines.append(where + ".")
     return "\n\n".join(lines)
 
 
@@ -328,12 +325,12 @@ def _controllers(facts: dict) -> str:
     practices = [p for p in controllers if p["kind"] == "gp_practice"]
     others = [p for p in controllers if p["kind"] != "gp_practice"]
     out = [
-        "The controllers decide how and why your information is used, and answer for it. "
-        "Each has a Data Protection Officer (DPO)."
+        "The controllers decide how and why your information is used. Each has a Data "
+        "Protection Officer (DPO)."
     ]
     lines = []
     if practices:
-        out.append("Your GP practice is a controller. The practices are:")
+        out.append("Your GP practice is one of these:")
         lines += [
             f"- {_name(p)}, ODS code {md_escape(p['ods'])}"
             + (f": {_contact(p)}" if _contact(p) else "")
@@ -351,9 +348,7 @@ def _controllers(facts: dict) -> str:
     out.append("\n".join(lines))
     lead = next((p for p in controllers if p["is_lead"]), None)
     if lead is not None and (len(controllers) > 1):
-        out.append(
-            f"{_short(lead)} is the lead controller: its DPO answers questions for all of them."
-        )
+        out.append(f"{_short(lead)} is the lead controller: its DPO answers for all of them.")
     return "\n\n".join(out)
 
 
@@ -361,13 +356,10 @@ def _purposes(facts: dict) -> str:
     purposes = facts["programme"]["purposes"]
     if not purposes:
         return ""
+    # Who is told when you might need more care is said once, under "Your details are
+    # replaced by a code": who may use the code to find you.
     items = "\n".join(f"- {md_escape(p)}" for p in purposes)
-    return (
-        "Your information is used for work such as:\n\n"
-        + items
-        + "\n\nIf you might need more care or support, your GP or care provider is told, so "
-        "they can offer it."
-    )
+    return "Your information is used for work such as:\n\n" + items
 
 
 def _legal_basis(facts: dict) -> str:
@@ -413,9 +405,7 @@ def _sources_text(facts: dict) -> str:
         if s.get("description"):
             line += f". {md_escape(_sentence(s['description']))}"
         lines.append(line)
-    return "It comes from records these organisations already hold, not from you:\n\n" + "\n".join(
-        lines
-    )
+    return "It comes from records these organisations hold, not from you:\n\n" + "\n".join(lines)
 
 
 def _pseudonymisation(facts: dict) -> str:
@@ -427,8 +417,8 @@ def _pseudonymisation(facts: dict) -> str:
         "Anything that can identify you, like your name or NHS number, is removed and replaced "
         "with a code"
         + (f" by {_join([_short(p) for p in pseudonymisers])}" if pseudonymisers else "")
-        + ", before anyone works with it. This is called pseudonymisation. People working "
-        "with the data see only the code, not who you are."
+        + ". This is called pseudonymisation. People working with the data see the code, not "
+        "who you are."
     ]
     practices = [p for p in reidentifiers if p["kind"] == "gp_practice"]
     others = [p for p in reidentifiers if p["kind"] != "gp_practice"]
@@ -436,7 +426,7 @@ def _pseudonymisation(facts: dict) -> str:
     if who:
         out.append(
             f"Only {_join(who)} can use the code to find out who you are, to offer you care "
-            "or support."
+            "or support you might need."
         )
     else:
         out.append("Nobody taking part in the programme can use the code to identify you.")
@@ -449,6 +439,9 @@ def _recipients(facts: dict) -> str:
         return ""
     lines = []
     practices = [p for p in shared if p["kind"] == "gp_practice"]
+    # A controller's full name, kind and website are said under "Who is responsible for your
+    # information": here it goes by its short name.
+    named = {p["ods"] for p in _by_org(facts["participants"], CONTROLLER_ROLES)}
     for p in shared:
         if p["kind"] == "gp_practice":
             continue
@@ -459,15 +452,17 @@ def _recipients(facts: dict) -> str:
             if "sub_processor" in p["roles"]
             else "recipient"
         )
-        line = f"- **{_name(p)}**"
-        if p["part_of"]:
+        introduced = p["ods"] not in named
+        line = f"- **{_name(p) if introduced else _short(p)}**"
+        if p["part_of"] and introduced:
             line += f", part of {md_escape(p['part_of'])}"
         line += f" ({role})"
         does = _does(p)
         if does:
             line += f": will {does}"
         line += "."
-        if _kind(p):  # after the sentence: the seeds name the role right after the name
+        # The kind goes after the sentence: the seeds name the role right after the name.
+        if _kind(p) and introduced:
             line += f" {_short(p)} is{_kind(p)[1:]}."
         for description in dict.fromkeys(d for d in p["descriptions"] if d):
             line += f" {md_escape(_sentence(description))}"
@@ -475,7 +470,7 @@ def _recipients(facts: dict) -> str:
             "identifiable" in d.lower() for d in p["descriptions"]
         ):
             line += f" {_short(p)} processes no identifiable data."
-        if p["website"]:
+        if p["website"] and introduced:
             line += f" Website: {md_link(p['website'], p['website'])}"
         lines.append(line)
     if practices:
@@ -491,11 +486,11 @@ def _recipients(facts: dict) -> str:
         )
         lines.append("- **Your GP practice** (recipient)" + (f": will {does}." if does else "."))
     processors = [p for p in shared if set(p["roles"]) & PROCESSOR_ROLES]
-    out = ["Your information is shared with:", "\n".join(lines)]
+    out = ["\n".join(lines)]
     if processors:
         out.append(
-            "Processors may only use it as the controllers say, and by law must keep it "
-            "confidential, as your GP or hospital must."
+            "By law, processors must only use your information as the controllers say, and keep "
+            "it confidential as your GP or hospital must."
         )
     return "\n\n".join(out)
 
@@ -505,7 +500,7 @@ def _overseas(facts: dict) -> str:
     transfer = prog["overseas_transfer"]
     detail = md_escape(prog["overseas_transfer_detail"]) if prog["overseas_transfer_detail"] else ""
     if transfer == Programme.OverseasTransfer.NONE:
-        text = "Data is not transferred overseas. It stays in the UK."
+        text = "Data is not transferred overseas."
     elif transfer == Programme.OverseasTransfer.ADEQUACY:
         text = (
             "Some data is sent outside the UK. It goes only to countries that UK law says "
@@ -539,11 +534,11 @@ def _retention(facts: dict) -> str:
             start = date.fromisoformat(prog["start_date"])
             end = date.fromisoformat(prog["end_date"])
             line += f", from {start.day} {start:%B %Y} to {end.day} {end:%B %Y}"
-        out.append(line + ". Your information is kept only for that time.")
+        out.append(line + ".")
     elif prog["start_date"]:
         out.append(
             "The length of the programme has not been stated. Your information is kept only "
-            "while the programme runs. It is destroyed when it ends."
+            "while the programme runs."
         )
     else:
         return ""
@@ -553,16 +548,15 @@ def _retention(facts: dict) -> str:
         _join([_short(p) for p in holders]) or "every organisation that holds it for the programme"
     )
     out.append(
-        f"When it ends, all the data held for it by {who} is securely destroyed. This means "
-        "the dataset is deleted together with the encryption keys, so no copy left behind "
-        "can be read."
+        f"When it ends, all the data held for it by {who} is securely destroyed: the dataset "
+        "is deleted together with the encryption keys, so no copy can be read."
     )
     if controllers:
         out.append(
             "A data destruction certificate, saying what was destroyed, how and when, is then "
             "sent to every data controller."
         )
-    out.append("This does not affect the records your GP and other care services already hold.")
+    out.append("Records your GP and other care services already hold are not affected.")
     return "\n\n".join(out)
 
 
@@ -572,13 +566,12 @@ def _rights(facts: dict) -> str:
         "to be informed about how your information is used",
         "of access to the information held about you",
         "to have information corrected if it is wrong",
-        "to have information erased where that right applies (it may not for a public task, "
-        "but you can ask)",
+        "to have information erased (you can ask, but a public task may be exempt)",
         "to ask for the use of your information to be restricted",
         "to object (see “How to opt out”)",
         "not to be subject to decisions made solely by automated means, including profiling "
         "(people make all decisions about your care)",
-        "to be told of a data breach that is likely to put your rights and freedoms at high risk",
+        "to be told of a data breach likely to put your rights and freedoms at high risk",
     ]
     if bases & {"UK-GDPR-6-1-a", "UK-GDPR-9-2-a"}:
         items.append("to withdraw your consent at any time")
@@ -589,7 +582,7 @@ def _rights(facts: dict) -> str:
     )
     if lead is not None:
         text += (
-            f"\n\nTo use them, contact the DPO of {_short(lead)}: "
+            f"\n\nTo use them, contact {_short(lead)}'s DPO: "
             f"{md_link(lead['dpo_email'], 'mailto:' + lead['dpo_email'])}."
         )
     return text
@@ -603,7 +596,10 @@ TYPE1_EFFECT = (
 
 def _opt_out(facts: dict) -> str:
     prog = facts["programme"]
-    out = ["You have the right to object to your information being used in this way."]
+    out = [
+        "You have the right to object to your information being used in this way. If you are "
+        "happy for it to be used, do nothing. You can change your mind at any time."
+    ]
     if prog["type1_opt_out_applies"]:
         if prog["type1_opt_out_contact"] == Programme.Type1Contact.PRACTICE_DPO:
             practices = _practices(facts["participants"], set(Participation.Role.values))
@@ -624,7 +620,7 @@ def _opt_out(facts: dict) -> str:
         out.append("Type 1 opt-outs recorded at GP practices do not apply to this programme.")
     if prog["national_opt_out_applies"]:
         out.append(
-            "**The national data opt-out.** Register one, or change your choice, at "
+            "**The national data opt-out.** Register or change it at "
             f"{md_link(NATIONAL_OPT_OUT_URL, NATIONAL_OPT_OUT_URL)} or on "
             f"{md_link(NATIONAL_OPT_OUT_PHONE, 'tel:' + NATIONAL_OPT_OUT_PHONE.replace(' ', ''))}. "
             "National data opt-outs are applied to this programme, so if you have one your "
@@ -640,16 +636,12 @@ def _opt_out(facts: dict) -> str:
             "**The national data opt-out does not apply to this programme.** "
             f"{md_escape(_sentence(prog['national_opt_out_exemption']))}"
         )
-    out.append(
-        "If you are happy for your information to be used, do nothing. You can change your "
-        "mind at any time."
-    )
     return "\n\n".join(out)
 
 
 def _complaints(facts: dict) -> str:
     return (
-        "If you have a concern, contact the DPO first.\n\n"
+        "Contact the DPO first.\n\n"
         "You also have the right to complain to the Information Commissioner's Office (ICO), "
         f"at {md_link(ICO_COMPLAINT_URL, ICO_COMPLAINT_URL)} or on "
         f"{md_link(ICO_PHONE, 'tel:' + ICO_PHONE.replace(' ', ''))}."

@@ -15,6 +15,23 @@ from notices.generator import ANNEX_SECTIONS, area_is_named
 from notices.models import NoticeVersion
 from notices.render import to_html, to_plain
 
+# The contents list of the public page names each section in a few words: it is read too.
+CONTENTS_LABELS = {
+    "changes": "What has changed",
+    "about": "About",
+    "controllers": "Who decides",
+    "purposes": "Why it is used",
+    "legal_basis": "The law",
+    "sources": "Where it comes from",
+    "pseudonymisation": "The code",
+    "recipients": "Who gets it",
+    "overseas": "Overseas",
+    "retention": "How long it is kept",
+    "rights": "Your rights",
+    "opt_out": "Opting out",
+    "complaints": "Complaints",
+}
+
 
 @dataclass(frozen=True)
 class RenderedSection:
@@ -24,6 +41,10 @@ class RenderedSection:
     local_html: SafeString
     # The verbatim law: behind an expanding section on the page, an annex in the PDF.
     annex: bool = False
+
+    @property
+    def contents_label(self) -> str:
+        return CONTENTS_LABELS.get(self.key, self.title)
 
 
 def rendered_sections(

@@ -98,3 +98,41 @@ def test_labels_name_the_usual_bands():
     assert readability.label(60.0) == "plain English"
     assert readability.label(45.0) == "difficult"
     assert readability.label(None) == "no text to score"
+
+
+# --- the strict rule: the issue's own measure, kept beside the portal's -------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        "You can opt out. Ask your GP!",
+        "Is it free? It is. Information on your health is kept for two weeks.",
+        "The programme ends in 2027. Its code is destroyed, with the encryption keys.",
+    ],
+)
+def test_the_strict_rule_agrees_with_the_portals_on_one_line_of_plain_sentences(text):
+    assert sentences(text, strict=True) == sentences(text)
+    assert score(text, strict=True) == score(text)
+
+
+def test_the_strict_rule_ends_sentences_only_at_a_stop_and_counts_addresses():
+    text = "How to opt out\nAsk your GP. More at https://www.nhs.uk/your-nhs-data-matters/."
+    assert sentences(text, strict=True) == [
+        "How to opt out Ask your GP.",
+        "More at https://www.nhs.uk/your-nhs-data-matters/.",
+    ]
+    assert (score(text).words, score(text).sentences) == (9, 3)
+    assert (score(text, strict=True).words, score(text, strict=True).sentences) == (10, 2)
+
+
+@pytest.mark.parametrize(
+    "word,portal,strict",
+    [
+        ("information", 4, 4),
+        ("people", 2, 1),  # Pyphen as it comes keeps two letters either side of a break
+        ("opt-out", 2, 2),
+        ("0300", 1, 1),
+    ],
+)
+def test_the_strict_rule_counts_every_words_syllables_by_pyphen(word, portal, strict):
+    assert syllables(word) == portal
+    assert syllables(word, strict=True) == strict
