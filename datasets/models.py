@@ -159,6 +159,12 @@ class JobChunk(models.Model):
     end = models.BigIntegerField(help_text="Plaintext offset where the next range begins.")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     lease_until = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a message to run the chunk was last sent; one left unclaimed a "
+        "lease after that (its message may have died with a worker) is sent again.",
+    )
     attempts = models.PositiveIntegerField(default=0)
     bytes_done = models.BigIntegerField(default=0)
     report = models.JSONField(default=dict)

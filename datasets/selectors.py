@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Sum
 
 from datasets.models import Job
+from governance.models import Programme
 
 
 def job_progress(job: Job) -> float:
@@ -16,3 +17,12 @@ def job_progress(job: Job) -> float:
         return 0.0
     done = job.chunks.aggregate(done=Sum("bytes_done"))["done"] or 0
     return round(min(1.0, done / total), 4)
+
+
+def programme_active_jobs(programme: Programme) -> list[Job]:
+    """Return the programme's queued and running jobs, oldest first (they hold destruction)."""
+    return list(
+        Job.objects.filter(dataset__data_flow__programme=programme, status__in=Job.ACTIVE)
+        .select_related("dataset")
+        .order_by("created_at")
+    )

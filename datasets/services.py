@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from datasets import pipeline
+from datasets import pipeline, selectors
 from datasets.models import Dataset, Job, JobChunk, ProgrammeKey
 from datasets.uploads import EncryptedUpload
 from governance.models import DataFlow, Organisation, Programme, User
@@ -325,6 +325,49 @@ def _send_start(job_id) -> bool:
 RESEND_GRACE = dt.timedelta(seconds=10)
 
 
+def jobs_recover(*, limit: int = 500) -> dict[str, int]:
+    """Beat's round over what lost messages and dead workers left behind; return counts.
+
+    Whatever the broker (the embedded one deletes a message as it is read, so a worker
+    killed whole takes its messages with it; Redis gives them back only after its
+    visibility timeout), the database says what is unfinished:
+
+    1. Queued jobs whose start never reached the task queue, or was not claimed: sent again.
+    2. Jobs being cancelled: chunks no live worker holds are cancelled, and the job ends
+       once none runs (parts and temporary files deleted, audited).
+    3. Chunks of other running jobs that no live worker holds (running with an expired
+       lease, or pending and sent a lease ago without being claimed): sent again, each
+       on its own, outside the job's chord.
+    4. Running jobs none of whose chunks is pending or running (the chord's callback
+       died with its worker, or chunks were sent again outside the chord): finished,
+       published exactly once.
+
+    Safe to repeat; duplicates are harmless: jobs, chunks and the publication are
+    claimed with conditional updates.
+    """
+    counts = {"queued_sent": jobs_resend_queued(limit=limit)}
+    cancelling = Job.objects.filter(status__in=Job.ACTIVE, cancel_requested=True).order_by(
+        "created_at"
+    )
+    counts["cancelled"] = sum(
+        _job_cancel_settle(job_id=job_id).status == Job.Status.CANCELLED
+        for job_id in list(cancelling.values_list("pk", flat=True)[:limit])
+    )
+    counts["chunks_sent"] = _chunks_resend(limit=limit)
+    orphans = (
+        Job.objects.filter(status=Job.Status.RUNNING, cancel_requested=False)
+        .exclude(chunks__status__in=[JobChunk.Status.PENDING, JobChunk.Status.RUNNING])
+        .order_by("created_at")
+    )
+    counts["finished"] = sum(
+        job_finish(job_id=job_id).status not in Job.ACTIVE
+        for job_id in list(orphans.values_list("pk", flat=True)[:limit])
+    )
+    if any(counts.values()):
+        log.info("Jobs recovered: %s", counts)
+    return counts
+
+
 def jobs_resend_queued(*, limit: int = 500) -> int:
     """Send again the start of queued jobs whose message never reached the task queue, or
     was sent PHM_JOB_RESEND_AFTER_SECONDS ago and no worker claimed the job (the broker
@@ -353,37 +396,121 @@ def jobs_resend_queued(*, limit: int = 500) -> int:
     return sent
 
 
+def _chunks_resend(*, limit: int) -> int:
+    """Send again, each on its own, the chunks of running jobs that no live worker holds.
+
+    A chunk is sent again when its last message went out a lease ago and it is still
+    pending (the message may have died with a worker) or running with an expired lease
+    (its worker died). Return how many were sent; stop at the first the queue refuses.
+    """
+    from datasets.tasks import job_chunk_run
+
+    now = timezone.now()
+    lease = dt.timedelta(seconds=settings.PHM_JOB_LEASE_SECONDS)
+    due = (
+        JobChunk.objects.filter(job__status=Job.Status.RUNNING, job__cancel_requested=False)
+        .filter(
+            Q(status=JobChunk.Status.PENDING)
+            | Q(status=JobChunk.Status.RUNNING, lease_until__lt=now)
+        )
+        .filter(Q(sent_at__isnull=True) | Q(sent_at__lt=now - lease))
+        .order_by("job__created_at", "index")
+        .values_list("pk", flat=True)[:limit]
+    )
+    sent = 0
+    for chunk_id in list(due):
+        try:
+            job_chunk_run.delay(chunk_id)
+        except Exception as exc:  # kombu's OperationalError, socket errors: the broker is away
+            log.warning("The task queue did not take chunk %s (sent later): %s", chunk_id, exc)
+            break
+        JobChunk.objects.filter(pk=chunk_id).update(sent_at=timezone.now())
+        sent += 1
+    return sent
+
+
+# A working chunk renews its lease about every second (datasets.pipeline's blocks); one
+# that has not for this long when its job is cancelled has died with its worker.
+CANCEL_GRACE = dt.timedelta(seconds=10)
+
+
 def job_cancel(*, actor: User, job: Job) -> Job:
-    """Ask an active job to stop; its chunks stop between blocks and nothing is published."""
-    updated = Job.objects.filter(pk=job.pk, status__in=Job.ACTIVE).update(cancel_requested=True)
-    if not updated:
+    """Stop an active job: nothing of it is published, its parts are deleted.
+
+    1. Claim the cancellation (a conditional update): asking again while it is under way
+       returns the job; a job that has ended is refused.
+    2. Pending chunks are cancelled at once. A running chunk's worker sees the
+       cancellation when it next renews its lease (about every second) and stops; the
+       lease of a running chunk is cut to CANCEL_GRACE, so one whose worker died is
+       cancelled by beat's next round once that has passed.
+    3. Once no chunk runs, the job is cancelled: parts and temporary files deleted,
+       audited (job.cancelled). With no chunk running that is at once.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = Job.objects.filter(
+            pk=job.pk, status__in=Job.ACTIVE, cancel_requested=False
+        ).update(cancel_requested=True)
+        if claimed:
+            grace = now + min(CANCEL_GRACE, dt.timedelta(seconds=settings.PHM_JOB_LEASE_SECONDS))
+            JobChunk.objects.filter(
+                job=job, status=JobChunk.Status.RUNNING, lease_until__gt=grace
+            ).update(lease_until=grace)
+            audit_log(
+                actor=actor,
+                action="job.cancel_requested",
+                obj=job.dataset,
+                details={"job": str(job.pk)},
+            )
+    if not claimed:
         job.refresh_from_db()
+        if job.status in Job.ACTIVE:
+            return job
         raise NotAllowedNow(
             f"The job has already {job.get_status_display().lower()}; there is nothing to cancel."
         )
-    if Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(
-        status=Job.Status.CANCELLED, finished_at=timezone.now()
-    ):
-        JobChunk.objects.filter(job=job, status=JobChunk.Status.PENDING).update(
-            status=JobChunk.Status.CANCELLED
-        )
-    audit_log(
-        actor=actor, action="job.cancel_requested", obj=job.dataset, details={"job": str(job.pk)}
-    )
-    job.refresh_from_db()
-    return job
+    return _job_cancel_settle(job_id=job.pk)
+
+
+def programme_jobs_cancel(*, actor: User, programme: Programme) -> list[Job]:
+    """Cancel every queued or running job of the programme (before its destruction); return
+    them. One that ended meanwhile is left out."""
+    cancelled = []
+    for job in selectors.programme_active_jobs(programme):
+        try:
+            cancelled.append(job_cancel(actor=actor, job=job))
+        except NotAllowedNow:
+            continue
+    return cancelled
+
+
+def _job_cancel_settle(*, job_id) -> Job:
+    """Cancel the chunks of a job being cancelled that no live worker holds (pending, or
+    running with an expired lease); end the job once none runs. Return the job."""
+    JobChunk.objects.filter(job_id=job_id).filter(
+        Q(status=JobChunk.Status.PENDING)
+        | Q(status=JobChunk.Status.RUNNING, lease_until__lt=timezone.now())
+    ).update(status=JobChunk.Status.CANCELLED, lease_until=None)
+    return job_finish(job_id=job_id)
 
 
 def job_start(*, job_id) -> list[int]:
-    """Claim a queued job (or resume a running one); return the ids of chunks still to run."""
+    """Claim a queued job (or resume a running one); return the ids of chunks still to run.
+
+    The chunks are marked as sent now: the caller sends them (a chord) at once.
+    """
     now = timezone.now()
-    Job.objects.filter(pk=job_id, status=Job.Status.QUEUED, cancel_requested=False).update(
-        status=Job.Status.RUNNING, started_at=now
-    )
-    job = Job.objects.get(pk=job_id)
-    if job.status != Job.Status.RUNNING:
-        return []
-    return list(job.chunks.exclude(status=JobChunk.Status.DONE).values_list("pk", flat=True))
+    with transaction.atomic():
+        Job.objects.filter(pk=job_id, status=Job.Status.QUEUED, cancel_requested=False).update(
+            status=Job.Status.RUNNING, started_at=now
+        )
+        job = Job.objects.get(pk=job_id)
+        if job.status != Job.Status.RUNNING or job.cancel_requested:
+            return []
+        to_run = job.chunks.filter(status__in=[JobChunk.Status.PENDING, JobChunk.Status.RUNNING])
+        chunk_ids = list(to_run.values_list("pk", flat=True))
+        JobChunk.objects.filter(pk__in=chunk_ids).update(sent_at=now)
+    return chunk_ids
 
 
 class ChunkBusy(Exception):
@@ -591,14 +718,17 @@ def _register_for(flow: DataFlow):
 
 
 def _chunk_stop(chunk: JobChunk, attempt: int, status: str) -> None:
-    JobChunk.objects.filter(pk=chunk.pk, attempts=attempt).update(status=status, lease_until=None)
+    JobChunk.objects.filter(pk=chunk.pk, status=JobChunk.Status.RUNNING, attempts=attempt).update(
+        status=status, lease_until=None
+    )
 
 
 def _chunk_fail(chunk: JobChunk, attempt: int, message: str) -> None:
+    # Only while this attempt still holds the chunk: one cancelled under it fails nothing.
     with transaction.atomic():
-        if JobChunk.objects.filter(pk=chunk.pk, attempts=attempt).update(
-            status=JobChunk.Status.FAILED, lease_until=None, report={"error": message}
-        ):
+        if JobChunk.objects.filter(
+            pk=chunk.pk, status=JobChunk.Status.RUNNING, attempts=attempt
+        ).update(status=JobChunk.Status.FAILED, lease_until=None, report={"error": message}):
             Job.objects.filter(pk=chunk.job_id, status=Job.Status.RUNNING).update(
                 status=Job.Status.FAILED, error=message, finished_at=timezone.now()
             )
@@ -611,12 +741,19 @@ def _chunk_fail(chunk: JobChunk, attempt: int, message: str) -> None:
 
 
 def job_finish(*, job_id) -> Job:
-    """Merge the chunks' reports in order and publish the job once (succeeded, failed or cancelled)."""
+    """Merge the chunks' reports in order and publish the job once (succeeded, failed or
+    cancelled), when none of its chunks is pending or running any more.
+
+    Whoever calls first (the chord's callback, beat's recover round, a cancellation)
+    claims the job's transition with a conditional update; the others find it done.
+    """
     job = Job.objects.get(pk=job_id)
     if job.status not in Job.ACTIVE:
         return job
     chunks = list(job.chunks.order_by("index"))
     statuses = {c.status for c in chunks}
+    if statuses & {JobChunk.Status.PENDING, JobChunk.Status.RUNNING}:
+        return job  # a chunk is still to run: whoever ends it comes back here
     now = timezone.now()
     if JobChunk.Status.FAILED in statuses:
         error = next(
@@ -633,6 +770,7 @@ def job_finish(*, job_id) -> Job:
             audit_log(
                 actor=None, action="job.cancelled", obj=job.dataset, details={"job": str(job.pk)}
             )
+            _delete_temporary(job.pk)
     elif statuses == {JobChunk.Status.DONE}:
         excluded = {"type1": 0, "national": 0, "invalid": 0}
         invalid: list[dict] = []
@@ -663,6 +801,8 @@ def job_finish(*, job_id) -> Job:
                         "excluded": excluded,
                     },
                 )
+        if published:
+            _delete_temporary(job.pk)
     job.refresh_from_db()
     return job
 
@@ -672,6 +812,15 @@ def _delete_parts(chunks: Iterable[JobChunk]) -> None:
         for name in (c.output_file, c.vault_file):
             if name:
                 default_storage.delete(name)
+
+
+def _delete_temporary(job_id) -> None:
+    """Delete the ciphertext dead workers left in the temporary folder for a job that ended.
+
+    No chunk of the job runs any more; an attempt that lost its lease deletes its own.
+    """
+    for stale in Path(settings.FILE_UPLOAD_TEMP_DIR).glob(f"{job_id}-*"):
+        stale.unlink(missing_ok=True)
 
 
 def job_output(*, job: Job) -> Iterator[bytes]:

@@ -9,7 +9,11 @@ from datasets import held_uploads, services
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def job_start(job_id: str) -> None:
-    """Run a job's chunks in parallel (a chord); the callback publishes the job once."""
+    """Run a job's chunks in parallel (a chord); the callback publishes the job once.
+
+    Should the chord die with a worker, beat's jobs_recover sends the chunks again on
+    their own and publishes the job.
+    """
     chunk_ids = services.job_start(job_id=job_id)
     if not chunk_ids:
         services.job_finish(job_id=job_id)
@@ -41,9 +45,10 @@ def dataset_note_patients(dataset_id: str) -> int:
 
 
 @shared_task
-def jobs_resend_queued() -> int:
-    """Beat: send again the start of queued jobs whose message may have been lost."""
-    return services.jobs_resend_queued()
+def jobs_recover() -> dict[str, int]:
+    """Beat: send again what lost messages and dead workers left unfinished, end cancelled
+    jobs no worker stops, and publish jobs whose chord's callback never came."""
+    return services.jobs_recover()
 
 
 @shared_task

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpResponse
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
@@ -11,9 +12,11 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from datasets import selectors as dataset_selectors
 from destruction import permissions as perms
 from destruction import selectors, services
 from destruction.models import Certificate, DestructionRun
+from phm_portal.errors import NotAllowedNow
 from phm_portal.rest import MultiPartParser
 
 
@@ -81,13 +84,51 @@ class ProgrammeDestruction(APIView):
         programme = perms.get_programme_for_destruction(request.user, slug)
         body = DestructionRequest(data=request.data)
         body.is_valid(raise_exception=True)
-        run = services.programme_destroy(
-            actor=request.user,
-            programme=programme,
-            early=body.validated_data["early"],
-            reason=body.validated_data.get("reason", ""),
-        )
+        try:
+            run = services.programme_destroy(
+                actor=request.user,
+                programme=programme,
+                early=body.validated_data["early"],
+                reason=body.validated_data.get("reason", ""),
+            )
+        except NotAllowedNow as refused:
+            raise _naming_jobs(refused, programme) from None
         return Response({"run": run.pk}, status=status.HTTP_202_ACCEPTED)
+
+
+# The refusal's code when queued or running jobs hold destruction (details.jobs names them).
+JOBS_ACTIVE = "pseudonymisation_jobs_active"
+
+
+def _naming_jobs(refused: NotAllowedNow, programme) -> NotAllowedNow:
+    """Add the programme's active jobs to a refusal: which, and how to cancel each (409)."""
+    jobs = dataset_selectors.programme_active_jobs(programme)
+    if not jobs:
+        return refused
+    cancel = {job.pk: reverse("api-job-cancel", args=[job.pk]) for job in jobs}
+    waiting = [job for job in jobs if not job.cancel_requested]
+    message, code = refused.message, refused.code
+    if any(f"job {job.pk}" in message for job in jobs):  # the jobs are what refused it
+        code = JOBS_ACTIVE
+        if waiting:
+            message += " To cancel: " + "; ".join(f"POST {cancel[job.pk]}" for job in waiting)
+            message += "."
+    return NotAllowedNow(
+        message,
+        code=code,
+        details={
+            "jobs": [
+                {
+                    "id": str(job.pk),
+                    "dataset": str(job.dataset_id),
+                    "status": job.status,
+                    "cancel_requested": job.cancel_requested,
+                    "cancel": cancel[job.pk],
+                }
+                for job in jobs
+            ]
+        },
+    )
 
 
 class DestructionRunDetail(APIView):

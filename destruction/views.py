@@ -7,12 +7,16 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.views.decorators.http import require_http_methods
 
+from datasets import selectors as dataset_selectors
+from datasets import services as dataset_services
 from destruction import permissions as perms
 from destruction import selectors, services
 from destruction.api import pdf_response
 from destruction.models import Certificate, DestructionStep
+from governance import permissions as governance_perms
 from governance.models import Programme
 from phm_portal.errors import DomainError
 from phm_portal.forms import PortalForm, add_service_error
@@ -39,6 +43,8 @@ class DestroyForm(PortalForm):
 def programme_destruction(request: HttpRequest, slug: str) -> HttpResponse:
     """The CSU admin's page: what there is to destroy, whether it may go now, the runs."""
     programme = perms.get_programme_for_destruction(request.user, slug)
+    # What holds even early destruction (a job still active) is what the page must say.
+    early_blocker = services.programme_destruction_blocker(programme=programme, early=True)
     return render(
         request,
         "destruction/programme.html",
@@ -46,14 +52,54 @@ def programme_destruction(request: HttpRequest, slug: str) -> HttpResponse:
             "programme": programme,
             "preview": selectors.destruction_preview(programme),
             "blocker": services.programme_destruction_blocker(programme=programme),
-            "early_possible": services.programme_destruction_blocker(
-                programme=programme, early=True
-            )
-            is None,
+            "early_blocker": early_blocker,
+            "early_possible": early_blocker is None,
             "runs": programme.destruction_runs.select_related("requested_by").order_by(
                 "-requested_at"
             ),
+            "jobs_to_cancel": _jobs_to_cancel(request.user, programme),
         },
+    )
+
+
+def _jobs_to_cancel(user, programme: Programme) -> list:
+    """Return the programme's active jobs not yet being cancelled, if the person may cancel."""
+    if programme.status == Programme.Status.DESTROYED or not user.can("run_pseudonymisation"):
+        return []
+    return [j for j in dataset_selectors.programme_active_jobs(programme) if not j.cancel_requested]
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def programme_destruction_cancel_jobs(request: HttpRequest, slug: str) -> HttpResponse:
+    """Ask for confirmation (GET), then cancel the jobs that hold destruction (POST)."""
+    programme = perms.get_programme_for_destruction(request.user, slug)
+    governance_perms.require(request.user, "run_pseudonymisation")
+    if request.method == "POST":
+        jobs = dataset_services.programme_jobs_cancel(actor=request.user, programme=programme)
+        if not jobs:
+            messages.info(request, "No pseudonymisation job of the programme is active now.")
+        ended = sum(job.status == job.Status.CANCELLED for job in jobs)
+        stopping = len(jobs) - ended
+        if ended:
+            messages.success(
+                request,
+                f"{ended} pseudonymisation job{pluralize(ended)} cancelled. Nothing of "
+                f"{'them' if ended > 1 else 'it'} was published.",
+            )
+        if stopping:
+            messages.info(
+                request,
+                f"{stopping} pseudonymisation job{pluralize(stopping)} "
+                f"{'are' if stopping > 1 else 'is'} being cancelled: "
+                f"{'they stop' if stopping > 1 else 'it stops'} within a minute or two, then "
+                "destruction may start.",
+            )
+        return redirect("destruction-programme", slug=programme.slug)
+    return render(
+        request,
+        "destruction/cancel_jobs.html",
+        {"programme": programme, "jobs": _jobs_to_cancel(request.user, programme)},
     )
 
 
@@ -91,6 +137,7 @@ def programme_destruction_confirm(request: HttpRequest, slug: str) -> HttpRespon
             "form": form,
             "ended": ended,
             "preview": selectors.destruction_preview(programme),
+            "jobs_to_cancel": _jobs_to_cancel(request.user, programme),
         },
         status=status,
     )

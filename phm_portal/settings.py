@@ -456,6 +456,8 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or "filesystem://"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("queue", "processed", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
+    # kombu's transport, but each message written whole before a worker may read it.
+    CELERY_BROKER_TRANSPORT = "phm_portal.lib.filesystem_broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Broadcast (remote control) exchanges too, else kombu writes them under the cwd.
         "control_folder": str(_broker_dir / "control"),
@@ -486,6 +488,8 @@ CELERY_TASK_ALWAYS_EAGER = False
 # Workers listen here; tasks they send (chunks, chords) go here too.
 CELERY_TASK_DEFAULT_QUEUE = env_str("PHM_CELERY_QUEUE") or "celery"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# How often beat's jobs-recover round looks for work lost with a worker or a message.
+PHM_JOB_RESEND_SECONDS = env_int("PHM_JOB_RESEND_SECONDS", 60)
 CELERY_BEAT_SCHEDULE = {
     "programmes-mark-ended": {
         "task": "governance.tasks.programmes_mark_ended",
@@ -510,11 +514,13 @@ CELERY_BEAT_SCHEDULE = {
         if PHM_MESH_URL
         else {}
     ),
-    # Queued jobs whose start message never reached the broker (or may have been lost
-    # with it) are sent again; a job is claimed once, so a second message is harmless.
-    "jobs-resend-queued": {
-        "task": "datasets.tasks.jobs_resend_queued",
-        "schedule": env_int("PHM_JOB_RESEND_SECONDS", 60),
+    # Whatever the broker, what a lost message or a dead worker left unfinished: queued
+    # jobs and chunks no live worker holds are sent again, cancelled jobs no worker stops
+    # are ended, jobs whose chord's callback never came are published. Everything is
+    # claimed with conditional updates, so a second message is harmless.
+    "jobs-recover": {
+        "task": "datasets.tasks.jobs_recover",
+        "schedule": PHM_JOB_RESEND_SECONDS,
     },
     # Uploads kept (encrypted) for a person to correct their column mapping last an hour.
     "held-uploads-sweep": {
@@ -531,6 +537,9 @@ CELERY_BEAT_SCHEDULE = {
 # --- Datasets ------------------------------------------------------------------
 PHM_UPLOAD_MAX_BYTES = env_int("PHM_UPLOAD_MAX_BYTES", 4 * 1024**3)
 PHM_JOB_CHUNK_BYTES = env_int("PHM_JOB_CHUNK_BYTES", 64 * 1024**2)
+# A chunk's worker renews its lease while it works; a chunk whose lease expired (its
+# worker died), or pending and sent this long ago unclaimed, is sent again by beat's
+# jobs-recover, every PHM_JOB_RESEND_SECONDS.
 PHM_JOB_LEASE_SECONDS = env_int("PHM_JOB_LEASE_SECONDS", 120)
 # A queued job whose start message was sent this long ago without a worker claiming it
 # is sent again (the broker may have lost it); one never sent is sent at the next look.

@@ -201,6 +201,11 @@ urlpatterns = [
         destruction_views.programme_destruction_confirm,
         name="destruction-confirm",
     ),
+    path(
+        "programmes/<slug:slug>/destruction/cancel-jobs/",
+        destruction_views.programme_destruction_cancel_jobs,
+        name="destruction-cancel-jobs",
+    ),
     path("destruction-runs/<int:pk>/", destruction_views.run_detail, name="destruction-run"),
     path(
         "certificates/<str:serial>.pdf", destruction_views.certificate_pdf, name="certificate-pdf"

@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from datasets.models import Job
+from datasets import selectors as dataset_selectors
 from destruction.models import (
     DestructionRun,
     DestructionStep,
@@ -46,15 +46,30 @@ def programme_destruction_blocker(
             f"The programme has not ended (it ends {when}). To destroy its data before the "
             "end, ask for early destruction and give the reason."
         )
-    running = Job.objects.filter(
-        dataset__data_flow__programme=programme, status__in=Job.ACTIVE
-    ).first()
-    if running is not None:
-        return (
-            f"A pseudonymisation job of the programme is still {running.status} (job {running.pk}); "
-            "wait for it to finish or cancel it first."
-        )
+    jobs = dataset_selectors.programme_active_jobs(programme)
+    if jobs:
+        return _jobs_blocker(jobs)
     return None
+
+
+def _jobs_blocker(jobs: list) -> str:
+    """Name the programme's active jobs and say what ends them."""
+    many = len(jobs) > 1
+    named = "; ".join(
+        f"job {job.pk} of {job.dataset.original_name} is still {job.get_status_display().lower()}"
+        + (" and being cancelled" if job.cancel_requested else "")
+        for job in jobs
+    )
+    if all(job.cancel_requested for job in jobs):
+        return (
+            f"Pseudonymisation is being cancelled: {named}. Destruction may start once "
+            f"{'they have' if many else 'it has'} stopped, within a minute or two."
+        )
+    return (
+        f"{'Pseudonymisation jobs' if many else 'A pseudonymisation job'} of the programme "
+        f"{'are' if many else 'is'} still active: {named}. Cancel {'them' if many else 'it'} "
+        f"first, or wait for {'them' if many else 'it'} to finish."
+    )
 
 
 def programme_destroy(

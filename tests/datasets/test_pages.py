@@ -222,6 +222,17 @@ def test_cancelling_asks_for_confirmation_first(client, admin, dataset):
     assert Job.objects.get().status == "cancelled"
 
 
+def test_a_job_being_cancelled_says_so_and_offers_no_second_cancel(client, admin, dataset):
+    job = services.dataset_pseudonymise(actor=admin, dataset=dataset)
+    Job.objects.filter(pk=job.pk).update(status="running", cancel_requested=True)
+    client.force_login(admin)
+    page = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert "Cancelling: the job stops as soon as its worker next reports" in page
+    assert "Cancel this job" not in page
+    Job.objects.filter(pk=job.pk).update(cancel_requested=False)
+    assert "Cancel this job" in client.get(f"/jobs/{job.pk}/").content.decode()
+
+
 def test_a_party_cannot_cancel(client, admin, alice, dataset):
     job = services.dataset_pseudonymise(actor=admin, dataset=dataset)
     client.force_login(alice)

@@ -36,10 +36,19 @@ class Workers:
         self.log_dir = log_dir
         self.processes: dict[str, subprocess.Popen] = {}
 
-    def start(self, name: str = "w1", *, beat: bool = False, **extra_env: str) -> subprocess.Popen:
+    def start(
+        self,
+        name: str = "w1",
+        *,
+        beat: bool = False,
+        processes: int = 0,
+        **extra_env: str,
+    ) -> subprocess.Popen:
         """Start a worker; with beat, it also runs the periodic tasks (celery's -B).
 
+        One process (solo pool) unless `processes` asks for a prefork pool of that many.
         extra_env overrides the environment, e.g. CELERY_BROKER_URL for another broker.
+        The worker leads a process group of its own, so kill() can stop it whole.
         """
         env = {
             **os.environ,
@@ -52,11 +61,12 @@ class Workers:
         process = subprocess.Popen(
             [
                 sys.executable, "-X", "faulthandler", "-m", "celery", "-A", "phm_portal", "worker",
-                "--pool=solo", "--loglevel=INFO", "-Q", self.queue, "-n", f"{name}-{self.queue}@%h",
+                *(["--pool=prefork", f"--concurrency={processes}"] if processes else ["--pool=solo"]),
+                "--loglevel=INFO", "-Q", self.queue, "-n", f"{name}-{self.queue}@%h",
                 "--without-gossip", "--without-mingle", "--without-heartbeat",
                 *(["-B", "-s", str(self.log_dir / f"{name}-beat-schedule")] if beat else []),
             ],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         self.processes[name] = process
         # Ready means connected to the broker and consuming: a worker that cannot get there
@@ -68,6 +78,13 @@ class Workers:
         if process.poll() is not None:
             raise AssertionError(f"worker {name} stopped as it started\n{self.report()}")
         return process
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the whole worker: its main process and every pool process it started."""
+        process = self.processes[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
     def log(self, name: str = "w1") -> str:
         return (self.log_dir / f"{name}.log").read_text(errors="replace")
@@ -112,6 +129,9 @@ class Workers:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+            # Pool processes of a worker that was killed (or left them) go with its group.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.fixture
