@@ -16,6 +16,7 @@ from destruction import permissions as perms
 from destruction import selectors, services
 from destruction.api import pdf_response
 from destruction.models import Certificate, DestructionStep
+from destruction.services.steps import PART_TITLES
 from governance import permissions as governance_perms
 from governance.models import Programme
 from phm_portal.errors import DomainError
@@ -176,8 +177,24 @@ def _number(value: object) -> str:
     return str(value)
 
 
+def _words(value: object) -> str:
+    """Return a piece of evidence in words: lists joined, mappings as "what: value"."""
+    if isinstance(value, list):
+        return ", ".join(_words(v) for v in value) or "none"
+    if isinstance(value, dict):
+        return ", ".join(
+            f"{k.replace('_', ' ')}: {f'({_words(v)})' if isinstance(v, dict) else _words(v)}"
+            for k, v in value.items()
+        )
+    return _number(value)
+
+
 def _evidence(evidence: dict) -> list[tuple[str, str]]:
-    """Return a step's evidence as (what, value) lines a person can read."""
+    """Return a step's evidence as (what, value) lines a person can read.
+
+    Evidence given app by app ("apps", and the manifest's "totals") is a line per app that
+    has something to say, named as the certificate names its part.
+    """
     lines = []
     for key, value in evidence.items():
         label = EVIDENCE_LABELS.get(key) or key.replace("_", " ").capitalize()
@@ -185,12 +202,15 @@ def _evidence(evidence: dict) -> list[tuple[str, str]]:
             text = "; ".join(
                 f"{c['check']} ({'passed' if c['passed'] else 'FAILED'})" for c in value
             )
-        elif isinstance(value, list):
-            text = ", ".join(str(v) for v in value) or "none"
-        elif isinstance(value, dict):
-            text = ", ".join(f"{k.replace('_', ' ')}: {_number(v)}" for k, v in value.items())
+        elif key in ("apps", "totals") and isinstance(value, dict):
+            lines.extend(
+                (PART_TITLES.get(app, app), _words(part))
+                for app, part in value.items()
+                if isinstance(part, dict) and part
+            )
+            continue
         else:
-            text = _number(value)
+            text = _words(value)
         lines.append((label, text))
     return lines
 

@@ -29,6 +29,8 @@ def test_the_destruction_page_shows_what_will_go_and_asks_for_confirmation(clien
     assert page.status_code == 200
     text = words(page)
     assert "Destruction of the programme's data" in text and "Extracts held 1" in text
+    assert "National data opt-out results 0" in text
+    assert "Patients known only from the programme's extracts 0" in text
     assert "/programmes/testshire/destruction/confirm/" in page.content.decode()
 
     confirm = client.get("/programmes/testshire/destruction/confirm/")
@@ -182,4 +184,8 @@ def test_the_run_page_labels_evidence_in_words_and_counts_one_job_in_the_singula
     assert "Controllers without a DPO email address : " in text
     assert "Controllers without dpo email" not in text
     assert "reading the output of the finished job is refused (passed)" in text
+    # Evidence given app by app is a line per app, named as the certificate names its part.
+    assert "Extracts and pseudonymisation : files: 3, bytes:" in text
+    assert "Opt-outs and cohorts : national check results deleted: 0" in text
+    assert "{'" not in text  # no mapping printed raw
     assert "each of the 1 finished jobs" not in text
