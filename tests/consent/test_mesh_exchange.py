@@ -380,3 +380,11 @@ def test_a_flow_of_the_programme_is_refused_while_only_a_failed_check_exists(
 
     with pytest.raises(NotAllowedNow):
         selectors.opt_out_register_check(data_flow=flow, nhs_numbers=cohort)
+
+
+def test_a_demo_checks_page_says_it_is_demo_data(admin, client, programme, cohort):
+    check = services.national_check_start(actor=admin, programme=programme, demo=True)
+    text = page_text(client, admin, check)
+    assert "Demo data" in text and "the national service never saw it" in text
+    real = services.national_check_start(actor=admin, programme=programme)
+    assert "Demo data" not in page_text(client, admin, real)
