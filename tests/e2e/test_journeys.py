@@ -64,6 +64,18 @@ def save(page, request, suffix: str = "png") -> Path:
     return folder / f"{request.node.name}.{suffix}"
 
 
+def upload_extract(page, tmp_path: Path, flow, text: str | None = None) -> None:
+    """Upload an extract (EXTRACT by default) on the flow through the upload page."""
+    extract = tmp_path / "extract.csv"
+    extract.write_text(text or EXTRACT)
+    page.goto("/datasets/upload/")
+    page.get_by_label("Approved data flow").select_option(str(flow.pk))
+    page.get_by_label("The extract (CSV, UTF-8, with a header line)").set_input_files(str(extract))
+    page.get_by_label("Direct identifier columns to drop").fill("forename")
+    page.get_by_role("button", name="Upload and encrypt").click()
+    assert "extract.csv" in page.get_by_role("heading", level=1).inner_text()
+
+
 # --- 1. a practice manager records and withdraws an opt-out -------------------------
 def test_a_practice_manager_records_and_withdraws_an_opt_out(page, screenshot, alice, programme):
     sign_in(page, "alice")
@@ -199,14 +211,7 @@ def test_a_csu_admin_approves_uploads_pseudonymises_downloads_and_destroys(
     assert DataFlow.objects.get(pk=submitted_flow.pk).status == "approved"
 
     # Upload the extract on it.
-    extract = tmp_path / "extract.csv"
-    extract.write_text(EXTRACT)
-    page.goto("/datasets/upload/")
-    page.get_by_label("Approved data flow").select_option(str(submitted_flow.pk))
-    page.get_by_label("The extract (CSV, UTF-8, with a header line)").set_input_files(str(extract))
-    page.get_by_label("Direct identifier columns to drop").fill("forename")
-    page.get_by_role("button", name="Upload and encrypt").click()
-    assert "extract.csv" in page.get_by_role("heading", level=1).inner_text()
+    upload_extract(page, tmp_path, submitted_flow)
 
     # Run pseudonymisation and watch the job until the worker has finished it.
     page.get_by_role("button", name="Pseudonymise").click()

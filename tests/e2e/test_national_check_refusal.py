@@ -14,7 +14,7 @@ from consent.models import NationalOptOutCheck
 from datasets.models import Job
 from tests.datasets.conftest import make_flow
 from tests.e2e.axe import axe_violations
-from tests.e2e.test_journeys import EXTRACT, main_text, sign_in
+from tests.e2e.test_journeys import main_text, sign_in, upload_extract
 
 pytestmark = pytest.mark.e2e
 
@@ -37,14 +37,7 @@ def test_a_job_refused_for_want_of_a_check_is_an_error_with_a_link_to_start_one(
     page, screenshot, tmp_path, unchecked_flow
 ):
     sign_in(page, "csu-admin")
-    extract = tmp_path / "extract.csv"
-    extract.write_text(EXTRACT)
-    page.goto("/datasets/upload/")
-    page.get_by_label("Approved data flow").select_option(str(unchecked_flow.pk))
-    page.get_by_label("The extract (CSV, UTF-8, with a header line)").set_input_files(str(extract))
-    page.get_by_label("Direct identifier columns to drop").fill("forename")
-    page.get_by_role("button", name="Upload and encrypt").click()
-    assert "extract.csv" in page.get_by_role("heading", level=1).inner_text()
+    upload_extract(page, tmp_path, unchecked_flow)
     # A success is told apart from information and from errors.
     success = page.get_by_role("status").filter(has_text="extract.csv is stored, encrypted.")
     expect(success.get_by_role("heading", name="Success")).to_be_visible()
