@@ -64,9 +64,17 @@ def test_a_reader_polling_while_messages_are_written_gets_each_whole_and_once(fo
     assert list((folder / "queue").iterdir()) == []
 
 
-def test_the_embedded_default_uses_it(settings):
-    from phm_portal.celery import app
+def test_the_embedded_default_uses_it(tmp_path):
+    # In its own process, without CELERY_BROKER_URL (CI sets it to Redis for this one).
+    from tests.phm_portal.test_settings import run_manage
 
-    if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
-        pytest.skip("CELERY_BROKER_URL names another broker")
-    assert isinstance(app.connection_for_write().transport, filesystem_broker.Transport)
+    done = run_manage(
+        tmp_path,
+        {"PHM_DEMO": "1", "CELERY_BROKER_URL": ""},
+        "shell",
+        "-c",
+        "from phm_portal.celery import app; "
+        "print(type(app.connection_for_write().transport).__module__)",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "phm_portal.lib.filesystem_broker"
