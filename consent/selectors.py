@@ -482,7 +482,7 @@ def opt_out_register_for(*, data_flow: DataFlow) -> OptOutRegister:
        question is refused (409) until a new check is imported. Where the programme is
        exempt, the exemption is returned and nobody is left out on this ground.
     """
-    if data_flow.status != DataFlow.Status.APPROVED:
+    if not data_flow.is_approved:
         raise NotAllowedNow(
             f"The data flow is {data_flow.get_status_display().lower()}: no data moves on a "
             "flow that is not approved."

@@ -82,11 +82,11 @@ def dataset_upload(
     """
     keep = False
     try:
-        if data_flow.status != DataFlow.Status.APPROVED:
+        if not data_flow.is_approved:
             raise NotAllowedNow(
                 f"Data may move only on an approved flow; this one is {data_flow.get_status_display().lower()}."
             )
-        if data_flow.programme.status in (Programme.Status.ENDED, Programme.Status.DESTROYED):
+        if not data_flow.programme.is_open:
             raise NotAllowedNow(
                 f"The programme has {data_flow.programme.get_status_display().lower()}."
             )
@@ -261,13 +261,13 @@ def dataset_pseudonymise(*, actor: User, dataset: Dataset) -> Job:
     if active is not None:
         return active
     flow = dataset.data_flow
-    if flow.status != DataFlow.Status.APPROVED:
+    if not flow.is_approved:
         raise NotAllowedNow(
             f"The flow is {flow.get_status_display().lower()}: no data moves on it now."
         )
     if dataset.status == Dataset.Status.DESTROYED:
         raise NotAllowedNow("This extract was destroyed with its programme's data.")
-    if flow.programme.status in (Programme.Status.ENDED, Programme.Status.DESTROYED):
+    if not flow.programme.is_open:
         # Destruction waits for running jobs; once a programme has ended none may start.
         raise NotAllowedNow(
             f"The programme has {flow.programme.get_status_display().lower()}: "
@@ -679,7 +679,7 @@ _tables: dict = {}
 
 
 def _number_table(job: Job, flow: DataFlow) -> pipeline.NumberTable:
-    if flow.status != DataFlow.Status.APPROVED:
+    if not flow.is_approved:
         raise NotAllowedNow(
             f"The flow is {flow.get_status_display().lower()}: no data moves on it now."
         )

@@ -235,7 +235,7 @@ def dataset_demo_extract(request: HttpRequest, flow_id: int) -> HttpResponse:
         raise Http404("Demo extracts exist only in the demo.")
     flow = perms.get_flow_for_upload(request.user, flow_id)
     numbers = _demo_cohort(flow)
-    if flow.status != DataFlow.Status.APPROVED or not numbers:
+    if not flow.is_approved or not numbers:
         raise Http404("There is no demo extract for this data flow.")
     response = HttpResponse(
         _demo_extract_csv(flow, numbers), content_type="text/csv; charset=utf-8"

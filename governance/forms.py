@@ -74,7 +74,7 @@ class DataFlowForm(PortalForm):
         super().__init__(*args, **kwargs)
         self.fields["programme"].queryset = (
             programmes_of(user)
-            .filter(status__in=[Programme.Status.PLANNED, Programme.Status.LIVE])
+            .filter(status__in=Programme.OPEN_STATUSES)
             .order_by("name")
         )
         self.fields["legal_bases"].label_from_instance = lambda b: f"{b}: {b.title}"

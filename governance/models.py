@@ -287,6 +287,13 @@ class Programme(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    OPEN_STATUSES = (Status.PLANNED, Status.LIVE)
+
+    @property
+    def is_open(self) -> bool:
+        """Return whether the programme still changes and data may move in it (not yet ended)."""
+        return self.status in self.OPEN_STATUSES
+
     @staticmethod
     def compute_end_date(start: dt.date | None, weeks: int | None) -> dt.date | None:
         """Return the day the programme ends: its start plus its length, when both are known."""

@@ -166,7 +166,7 @@ def programme_update(
     A programme that has ended or whose data was destroyed no longer changes: what
     its notice said stays what happened.
     """
-    if programme.status in (Programme.Status.ENDED, Programme.Status.DESTROYED):
+    if not programme.is_open:
         raise NotAllowedNow(
             f"The programme has {programme.get_status_display().lower()} and can no longer change."
         )
@@ -259,7 +259,7 @@ def participation_add(
             f"Unknown responsibility: {', '.join(unknown)}. Known: {', '.join(sorted(known))}.",
             field="responsibilities",
         )
-    if programme.status in (Programme.Status.ENDED, Programme.Status.DESTROYED):
+    if not programme.is_open:
         raise NotAllowedNow("The programme has ended: nobody joins it now.")
     participation = Participation(
         programme=programme,

@@ -87,7 +87,7 @@ def _check_parties(programme: Programme, source: Organisation, destination: Orga
 
 
 def _check_programme_open(programme: Programme, doing: str) -> None:
-    if programme.status in (Programme.Status.ENDED, Programme.Status.DESTROYED):
+    if not programme.is_open:
         raise NotAllowedNow(
             f"{programme.name} is over ({programme.get_status_display().lower()}): "
             f"no data flow can be {doing} in it now."
