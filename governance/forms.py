@@ -73,9 +73,7 @@ class DataFlowForm(PortalForm):
     def __init__(self, *args, user: User, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["programme"].queryset = (
-            programmes_of(user)
-            .filter(status__in=Programme.OPEN_STATUSES)
-            .order_by("name")
+            programmes_of(user).filter(status__in=Programme.OPEN_STATUSES).order_by("name")
         )
         self.fields["legal_bases"].label_from_instance = lambda b: f"{b}: {b.title}"
         self.fields["source"].queryset = (
