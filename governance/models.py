@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from django.contrib.auth.models import AbstractUser
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -21,13 +22,16 @@ class User(AbstractUser):
         DPO = "dpo", "Data Protection Officer"
         CSU_ADMIN = "csu_admin", "CSU admin"
         AUDITOR = "auditor", "Auditor"
+        SIGNATORY = "signatory", "Signatory (SIRO or Caldicott Guardian)"
 
     role = models.CharField(max_length=20, choices=Role.choices)
 
     class Meta:
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(role__in=["practice_manager", "dpo", "csu_admin", "auditor"]),
+                condition=models.Q(
+                    role__in=["practice_manager", "dpo", "csu_admin", "auditor", "signatory"]
+                ),
                 name="user_role_known",
             ),
         ]
@@ -131,7 +135,29 @@ class ApiToken(models.Model):
         return None
 
 
+def dspt_year_validator(value: str) -> None:
+    """Accept an assessment year such as 2025-26 (the second part the year after the first)."""
+    from django.core.exceptions import ValidationError
+
+    if not re.fullmatch(r"\d{4}-\d{2}", value or "") or (int(value[:4]) + 1) % 100 != int(
+        value[5:]
+    ):
+        raise ValidationError("A DSPT assessment year looks like 2025-26.")
+
+
+class DSPTStatus(models.TextChoices):
+    """The Data Security and Protection Toolkit's published statuses."""
+
+    EXCEEDED = "exceeded", "Standards Exceeded"
+    MET = "met", "Standards Met"
+    APPROACHING = "approaching", "Approaching Standards"
+    NOT_MET = "not_met", "Standards Not Met"
+    NOT_PUBLISHED = "not_published", "Not Published"
+
+
 class Organisation(models.Model):
+    DSPTStatus = DSPTStatus
+
     class Kind(models.TextChoices):
         GP_PRACTICE = "gp_practice", "GP practice"
         PCN = "pcn", "Primary care network"
@@ -164,6 +190,22 @@ class Organisation(models.Model):
             RegexValidator(r"^Z[A-Z0-9]{6,9}$", "An ICO registration number looks like ZA123456.")
         ],
     )
+    # Assurance (governance.assurance reads these): the Data Security and Protection
+    # Toolkit's published status and the ICO registration's expiry.
+    dspt_status = models.CharField(
+        "DSPT status", max_length=20, choices=DSPTStatus.choices, default=DSPTStatus.NOT_PUBLISHED
+    )
+    dspt_year = models.CharField(
+        "DSPT assessment year",
+        max_length=7,
+        blank=True,
+        validators=[dspt_year_validator],
+        help_text="The assessment year the status is for, e.g. 2025-26.",
+    )
+    dspt_published_on = models.DateField("DSPT published on", null=True, blank=True)
+    ico_registration_expires_on = models.DateField(
+        "ICO registration expires on", null=True, blank=True
+    )
 
     class Meta:
         ordering = ["name"]
@@ -172,6 +214,12 @@ class Organisation(models.Model):
             models.CheckConstraint(
                 condition=models.Q(ods_code__regex=r"^[A-Z0-9]{3,9}$"),
                 name="organisation_ods_format",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    dspt_status__in=["exceeded", "met", "approaching", "not_met", "not_published"]
+                ),
+                name="organisation_dspt_status_known",
             ),
         ]
 
@@ -424,6 +472,14 @@ class DataFlow(models.Model):
         User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     suspended_at = models.DateTimeField(null=True, blank=True)
+    # Why data stopped: a person's reason, or the assurance condition that lapsed (the
+    # daily watch suspends with suspended_by empty). Uploads and jobs are refused naming it.
+    suspension_reason = models.TextField(blank=True)
+    # Four eyes on reinstating: one person asks (the conditions hold again), another decides.
+    reinstatement_requested_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reinstatement_requested_at = models.DateTimeField(null=True, blank=True)
     closed_by = models.ForeignKey(
         User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -506,3 +562,253 @@ class DataFlow(models.Model):
             f"Data flow #{self.pk}: {self} – {', '.join(self.category_labels)}; "
             f"{self.get_identifiability_display().lower()}"
         )
+
+
+def _pdf_validator(value: bytes) -> None:
+    from django.core.exceptions import ValidationError
+
+    if value and not bytes(value[:1024]).lstrip().startswith(b"%PDF-"):
+        raise ValidationError("The document is not a PDF.")
+
+
+class AssuranceDocument(models.Model):
+    """The signed document behind a DPIA or an agreement (a PDF, kept in the database)."""
+
+    MAX_BYTES = 20 * 1024 * 1024
+
+    document = models.BinaryField(blank=True, default=b"", validators=[_pdf_validator])
+    document_name = models.CharField(max_length=200, blank=True)
+    document_sha256 = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def has_document(self) -> bool:
+        return bool(self.document_sha256)
+
+
+class DPIA(AssuranceDocument):
+    """A data protection impact assessment of a programme, covering named flows (UK GDPR Art 35).
+
+    Its status moves only in governance.services.assurance: draft -> DPO advice recorded ->
+    signed off (once each controller's signatory has signed) -> under review (and back).
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        DPO_ADVICE = "dpo_advice", "DPO advice recorded"
+        SIGNED_OFF = "signed_off", "Signed off"
+        UNDER_REVIEW = "under_review", "Under review"
+
+    class ResidualRisk(models.TextChoices):
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+
+    programme = models.ForeignKey(Programme, on_delete=models.PROTECT, related_name="dpias")
+    data_flows = models.ManyToManyField(DataFlow, blank=True, related_name="dpias")
+    title = models.CharField(max_length=200)
+    version = models.CharField(max_length=20, default="1.0")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    description = models.TextField(help_text="The nature, scope, context and purposes.")
+    necessity = models.TextField(
+        "necessity and proportionality", help_text="Why the processing is needed and no more."
+    )
+    residual_risk = models.CharField(
+        max_length=10, choices=ResidualRisk.choices, default=ResidualRisk.LOW
+    )
+    ico_consulted_on = models.DateField("ICO consulted on", null=True, blank=True)
+    ico_consultation_outcome = models.TextField("outcome of consulting the ICO", blank=True)
+    review_date = models.DateField()
+    dpo_advice = models.TextField("DPO's advice", blank=True)
+    dpo_advice_followed = models.BooleanField(null=True, blank=True)
+    dpo_advice_not_followed_reason = models.TextField(
+        "why the DPO's advice was not followed", blank=True
+    )
+    dpo_advice_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    dpo_advice_at = models.DateTimeField(null=True, blank=True)
+    signed_off_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["programme", "title", "-version"]
+        verbose_name = "DPIA"
+        indexes = [
+            # governance.assurance: the signed-off DPIAs of a programme covering a flow
+            models.Index(fields=["programme", "status"], name="dpia_programme_status"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(
+                    status__in=["draft", "dpo_advice", "signed_off", "under_review"]
+                ),
+                name="dpia_status_known",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(residual_risk__in=["low", "medium", "high"]),
+                name="dpia_residual_risk_known",
+            ),
+            # A high residual risk is signed off only after consulting the ICO (Art 36).
+            models.CheckConstraint(
+                condition=~models.Q(status="signed_off")
+                | ~models.Q(residual_risk="high")
+                | models.Q(ico_consulted_on__isnull=False),
+                name="dpia_high_risk_ico_consulted",
+            ),
+            # Advice not followed says why (Art 35(2), ICO guidance).
+            models.CheckConstraint(
+                condition=~models.Q(dpo_advice_followed=False)
+                | ~models.Q(dpo_advice_not_followed_reason=""),
+                name="dpia_advice_not_followed_why",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"DPIA {self.title} v{self.version} ({self.get_status_display().lower()})"
+
+
+class DPIARisk(models.Model):
+    """One risk the DPIA identified: how likely, how severe, and the measure against it."""
+
+    class Likelihood(models.TextChoices):
+        REMOTE = "remote", "Remote"
+        POSSIBLE = "possible", "Possible"
+        PROBABLE = "probable", "Probable"
+
+    class Severity(models.TextChoices):
+        MINIMAL = "minimal", "Minimal"
+        SIGNIFICANT = "significant", "Significant"
+        SEVERE = "severe", "Severe"
+
+    dpia = models.ForeignKey(DPIA, on_delete=models.CASCADE, related_name="risks")
+    description = models.TextField()
+    likelihood = models.CharField(max_length=10, choices=Likelihood.choices)
+    severity = models.CharField(max_length=12, choices=Severity.choices)
+    measure = models.TextField(help_text="What reduces or removes the risk.")
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["dpia", "position", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(likelihood__in=["remote", "possible", "probable"])
+                & models.Q(severity__in=["minimal", "significant", "severe"]),
+                name="dpiarisk_scales_known",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.description[:60]} ({self.likelihood}, {self.severity})"
+
+
+class DPIASignOff(models.Model):
+    """A controller's signatory signing the DPIA off."""
+
+    dpia = models.ForeignKey(DPIA, on_delete=models.CASCADE, related_name="sign_offs")
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    signatory = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    signed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["dpia", "signed_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dpia", "organisation"], name="dpiasignoff_one_per_controller"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dpia} signed for {self.organisation.display_name} by {self.signatory}"
+
+
+class SharingAgreement(AssuranceDocument):
+    """A data sharing agreement between the parties of a programme, covering named flows."""
+
+    programme = models.ForeignKey(
+        Programme, on_delete=models.PROTECT, related_name="sharing_agreements"
+    )
+    title = models.CharField(max_length=200)
+    reference = models.CharField(max_length=100, blank=True)
+    version = models.CharField(max_length=20, default="1.0")
+    purpose = models.TextField()
+    legal_bases = models.ManyToManyField(LegalBasis, blank=True, related_name="+")
+    data_flows = models.ManyToManyField(DataFlow, blank=True, related_name="sharing_agreements")
+    start_date = models.DateField()
+    review_date = models.DateField()
+    expiry_date = models.DateField()
+    created_by = models.ForeignKey(User, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["programme", "title", "-version"]
+        indexes = [
+            # governance.assurance: a programme's agreements in date
+            models.Index(fields=["programme", "expiry_date"], name="dsa_programme_expiry"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(start_date__lte=models.F("review_date"))
+                & models.Q(review_date__lte=models.F("expiry_date")),
+                name="dsa_dates_in_order",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Agreement {self.title} v{self.version}"
+
+
+class SharingAgreementParty(models.Model):
+    """A party to an agreement, and its signatory's signature."""
+
+    agreement = models.ForeignKey(
+        SharingAgreement, on_delete=models.CASCADE, related_name="parties"
+    )
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="+")
+    signatory = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    signed_on = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["agreement", "organisation__name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agreement", "organisation"], name="dsaparty_once_per_agreement"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(signatory__isnull=True, signed_on__isnull=True)
+                | models.Q(signatory__isnull=False, signed_on__isnull=False),
+                name="dsaparty_signed_by_whom_and_when",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organisation.display_name} in {self.agreement}"
+
+    @property
+    def is_signed(self) -> bool:
+        return self.signed_on is not None
+
+
+class AssuranceReminder(models.Model):
+    """A reminder sent before an expiry (90 and 30 days), so each is sent once."""
+
+    subject = models.CharField(max_length=100)  # e.g. "agreement:12:expiry_date:2027-01-31"
+    days_before = models.PositiveSmallIntegerField()
+    sent_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subject", "days_before"], name="assurancereminder_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} ({self.days_before} days)"

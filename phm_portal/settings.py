@@ -84,6 +84,9 @@ PHM_FIELD_ENCRYPTION_OLD_KEYS = [
 PHM_NATIONAL_OPT_OUT_DAYS = env_int("PHM_NATIONAL_OPT_OUT_DAYS", 30)
 if PHM_NATIONAL_OPT_OUT_DAYS < 1:
     raise ImproperlyConfigured("PHM_NATIONAL_OPT_OUT_DAYS must be at least 1.")
+# Assurance (governance.assurance): an approved flow whose DPIA review is overdue by more
+# than this many days is suspended by the daily watch.
+DPIA_REVIEW_GRACE_DAYS = env_int("PHM_DPIA_REVIEW_GRACE_DAYS", 30)
 # Patients' online Type 1 requests accepted per client per hour (the public form).
 PHM_OPT_OUT_REQUESTS_PER_HOUR = env_int("PHM_OPT_OUT_REQUESTS_PER_HOUR", 10)
 # NHS numbers one person may ask the opt-out register about per hour (POST
