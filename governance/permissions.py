@@ -7,7 +7,16 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 from guardian.shortcuts import assign_perm, get_objects_for_user, remove_perm
 
-from governance.models import ApiToken, DataFlow, Organisation, Programme, User
+from governance.models import (
+    DPIA,
+    ApiToken,
+    DataFlow,
+    Organisation,
+    Participation,
+    Programme,
+    SharingAgreement,
+    User,
+)
 
 MEMBER_PERM = "governance.act_for_organisation"
 
@@ -25,11 +34,25 @@ ROLE_CAPABILITIES: dict[str, frozenset[str]] = {
             "run_destruction",
             "read_audit",
             "read_every_record_of_processing",
+            "draft_assurance",
+            "read_every_assurance",
         }
     ),
-    User.Role.DPO: frozenset({"create_data_flows", "publish_notices", "read_record_of_processing"}),
+    User.Role.DPO: frozenset(
+        {
+            "create_data_flows",
+            "publish_notices",
+            "read_record_of_processing",
+            "draft_assurance",
+            "advise_on_dpias",
+        }
+    ),
     User.Role.PRACTICE_MANAGER: frozenset({"record_type1_opt_outs", "reidentify"}),
-    User.Role.AUDITOR: frozenset({"read_audit", "read_every_record_of_processing"}),
+    User.Role.AUDITOR: frozenset(
+        {"read_audit", "read_every_record_of_processing", "read_every_assurance"}
+    ),
+    # The SIRO or Caldicott Guardian: signs for the organisations they are bound to.
+    User.Role.SIGNATORY: frozenset({"sign_assurance"}),
 }
 
 CAPABILITY_LABELS = {
@@ -47,6 +70,10 @@ CAPABILITY_LABELS = {
     "read_every_record_of_processing": "See every organisation's record of processing",
     "record_type1_opt_outs": "Record and withdraw Type 1 opt-outs",
     "reidentify": "Re-identify your own patients flagged by the programme",
+    "draft_assurance": "Draft DPIAs and data sharing agreements",
+    "advise_on_dpias": "Record the DPO's advice on a DPIA",
+    "sign_assurance": "Sign DPIAs off and sign data sharing agreements",
+    "read_every_assurance": "See every programme's DPIAs and data sharing agreements",
 }
 
 
@@ -221,7 +248,20 @@ def data_flow_refusal(user: User, flow: DataFlow, action: str) -> str | None:
         return f"Your role ({user.get_role_display()}) may not approve, reject, suspend or close data flows."
     if action in ("approve", "reject") and is_own_submission(user, flow):
         return "You submitted this flow, so another CSU admin must decide it (four eyes)."
+    if action == "reinstate" and is_own_reinstatement_request(user, flow):
+        return (
+            "You asked for this flow to be reinstated, so another CSU admin must decide it "
+            "(four eyes)."
+        )
     return None
+
+
+def is_own_reinstatement_request(user: User, flow: DataFlow) -> bool:
+    """Return whether the person asked for the flow's reinstatement (another must decide it)."""
+    return (
+        flow.reinstatement_requested_by_id is not None
+        and flow.reinstatement_requested_by_id == user.pk
+    )
 
 
 def require_data_flow_action(user: User, flow: DataFlow, action: str) -> None:
@@ -236,9 +276,16 @@ def data_flow_actions_for(user: User, flow: DataFlow) -> list[str]:
     actions = []
     if flow.status == DataFlow.Status.DRAFT and data_flow_refusal(user, flow, "edit") is None:
         actions.append("edit")
+    requested = flow.reinstatement_requested_by_id is not None
     for action, (sources, _) in DataFlow.TRANSITIONS.items():
-        if flow.status in sources and data_flow_refusal(user, flow, action) is None:
-            actions.append(action)
+        if flow.status not in sources or data_flow_refusal(user, flow, action) is not None:
+            continue
+        if action == "reinstate" and not requested:
+            # Four eyes: one CSU admin asks, another reinstates.
+            if data_flow_refusal(user, flow, "request_reinstatement") is None:
+                actions.append("request_reinstatement")
+            continue
+        actions.append(action)
     return actions
 
 
@@ -262,3 +309,104 @@ def get_organisation_for_record_of_processing(user: User, ods_code: str) -> Orga
             raise Http404("No such organisation.")
         return organisation
     return get_organisation_for_user(user, ods_code, capability="read_record_of_processing")
+
+
+# --- assurance: DPIAs and data sharing agreements ---------------------------------------
+def assurance_programmes_of(user: User) -> QuerySet[Programme]:
+    """Return the programmes whose DPIAs and agreements the person may read.
+
+    CSU admins and auditors read every programme's; anyone else those their
+    organisations take part in.
+    """
+    if not user.is_authenticated:
+        return Programme.objects.none()
+    if user.can("read_every_assurance") or user.can("read_all"):
+        return Programme.objects.all()
+    return programmes_of(user)
+
+
+def dpias_visible_to(user: User) -> QuerySet[DPIA]:
+    return DPIA.objects.filter(programme__in=assurance_programmes_of(user).values("pk"))
+
+
+def agreements_visible_to(user: User) -> QuerySet[SharingAgreement]:
+    return SharingAgreement.objects.filter(programme__in=assurance_programmes_of(user).values("pk"))
+
+
+def _pk(value: object, what: str) -> int:
+    try:
+        pk = int(str(value))
+    except ValueError:
+        raise Http404(f"No such {what}.") from None
+    if not 0 < pk < 2**63:
+        raise Http404(f"No such {what}.")
+    return pk
+
+
+def get_dpia_for_user(user: User, pk: object) -> DPIA:
+    """Return the DPIA if the person may read it; 404 otherwise (never leak that it exists)."""
+    dpia = dpias_visible_to(user).select_related("programme").filter(pk=_pk(pk, "DPIA")).first()
+    if dpia is None:
+        raise Http404("No such DPIA.")
+    return dpia
+
+
+def get_sharing_agreement_for_user(user: User, pk: object) -> SharingAgreement:
+    """Return the agreement if the person may read it; 404 otherwise."""
+    agreement = (
+        agreements_visible_to(user)
+        .select_related("programme")
+        .filter(pk=_pk(pk, "data sharing agreement"))
+        .first()
+    )
+    if agreement is None:
+        raise Http404("No such data sharing agreement.")
+    return agreement
+
+
+def controllers_of(programme: Programme) -> QuerySet[Organisation]:
+    return Organisation.objects.filter(
+        participations__programme=programme,
+        participations__role__in=Participation.CONTROLLER_ROLES,
+    ).distinct()
+
+
+def _acts_for_any(user: User, organisations) -> bool:
+    ids = [o.pk for o in organisations] if not isinstance(organisations, QuerySet) else None
+    mine = organisations_of(user)
+    if ids is None:
+        return mine.filter(pk__in=organisations.values("pk")).exists()
+    return mine.filter(pk__in=ids).exists()
+
+
+def require_may_draft_dpia(user: User, programme: Programme) -> None:
+    """Raise PermissionDenied unless the person may draft or review the programme's DPIA.
+
+    A CSU admin may; a DPO only of one of the programme's controllers.
+    """
+    require(user, "draft_assurance")
+    if not user.can("read_all") and not _acts_for_any(user, controllers_of(programme)):
+        raise PermissionDenied(
+            f"Only a DPO of a controller of {programme.name} (or a CSU admin) drafts its DPIA."
+        )
+
+
+def require_dpo_of_controller(user: User, programme: Programme) -> None:
+    """Raise PermissionDenied unless the person is a DPO of one of the programme's controllers."""
+    require(user, "advise_on_dpias")
+    if not _acts_for_any(user, controllers_of(programme)):
+        raise PermissionDenied(
+            f"Only the DPO of a controller of {programme.name} records advice on its DPIA."
+        )
+
+
+def require_may_draft_agreement(user: User, programme: Programme, parties) -> None:
+    """Raise PermissionDenied unless the person may record the agreement.
+
+    A CSU admin may; a DPO only of one of its parties.
+    """
+    require(user, "draft_assurance")
+    if not user.can("read_all") and not _acts_for_any(user, parties):
+        raise PermissionDenied(
+            "Only a DPO of one of the agreement's parties (or a CSU admin) records it."
+        )

@@ -12,6 +12,7 @@ from datasets import views as datasets_views
 from destruction import api as destruction_api
 from destruction import views as destruction_views
 from governance import api as governance_api
+from governance import urls as governance_urls
 from governance import views as governance_views
 from governance.views import api_tokens as api_token_views
 from notices import api as notices_api
@@ -37,6 +38,10 @@ router.register("datasets", datasets_api.DatasetViewSet, basename="api-dataset")
 router.register("jobs", datasets_api.JobViewSet, basename="api-job")
 # --- data flows (issue 3) ---
 router.register("data-flows", governance_api.DataFlowViewSet, basename="api-data-flow")
+router.register("dpias", governance_api.DPIAViewSet, basename="api-dpia")
+router.register(
+    "sharing-agreements", governance_api.SharingAgreementViewSet, basename="api-sharing-agreement"
+)
 # --- notices (issue 5) ---
 router.register(
     r"programmes/(?P<programme_slug>[-a-z0-9]+)/notices",
@@ -153,6 +158,8 @@ urlpatterns = [
         governance_views.record_of_processing_download,
         name="record-of-processing-download",
     ),
+    # --- assurance (issue 17): DPIAs, sharing agreements, a programme's conditions ---
+    *governance_urls.page_urls,
     path("audit/", portal_views.audit_list, name="audit-list"),
     # --- datasets (issue 6) ---
     path("datasets/", datasets_views.dataset_list, name="dataset-list"),

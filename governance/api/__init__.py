@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from governance.api.assurance import (
+    DPIASerializer,
+    DPIAViewSet,
+    SharingAgreementSerializer,
+    SharingAgreementViewSet,
+)
 from governance.api.core import (
     ApiTokenSerializer,
     ApiTokenViewSet,
@@ -30,6 +36,8 @@ __all__ = [
     "ApiTokenViewSet",
     "DataFlowSerializer",
     "DataFlowViewSet",
+    "DPIASerializer",
+    "DPIAViewSet",
     "IsReaderOrManager",
     "LegalBasisSerializer",
     "LegalBasisViewSet",
@@ -42,6 +50,8 @@ __all__ = [
     "ProgrammeSerializer",
     "ProgrammeViewSet",
     "RecordOfProcessingView",
+    "SharingAgreementSerializer",
+    "SharingAgreementViewSet",
     "UserSerializer",
     "UserViewSet",
 ]

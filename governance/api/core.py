@@ -52,6 +52,10 @@ class OrganisationSerializer(serializers.ModelSerializer):
             "dpo_name",
             "dpo_email",
             "ico_registration_number",
+            "ico_registration_expires_on",
+            "dspt_status",
+            "dspt_year",
+            "dspt_published_on",
         ]
         # Uniqueness and format are checked by the service's full_clean, once.
         extra_kwargs = {"ods_code": {"validators": []}}

@@ -18,8 +18,8 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from governance import assurance, selectors, services
 from governance import permissions as perms
-from governance import selectors, services
 from governance.models import DataFlow, LegalBasis, Organisation, Programme
 from phm_portal.lib import csv_safe
 
@@ -62,6 +62,9 @@ class DataFlowSerializer(serializers.ModelSerializer):
         slug_field="username", read_only=True, allow_null=True
     )
     closed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    reinstatement_requested_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = DataFlow
@@ -89,6 +92,9 @@ class DataFlowSerializer(serializers.ModelSerializer):
             "decision_comment",
             "suspended_by",
             "suspended_at",
+            "suspension_reason",
+            "reinstatement_requested_by",
+            "reinstatement_requested_at",
             "closed_by",
             "closed_at",
             "updated_at",
@@ -100,16 +106,36 @@ class DataFlowSerializer(serializers.ModelSerializer):
             "decided_at",
             "decision_comment",
             "suspended_at",
+            "suspension_reason",
+            "reinstatement_requested_at",
             "closed_at",
             "updated_at",
         ]
 
 
+class AssuranceConditionSerializer(serializers.Serializer):
+    condition = serializers.ChoiceField(
+        choices=list(assurance.CONDITIONS.items()),
+        help_text="dpia, sharing_agreement, source_dspt, destination_dspt, source_ico or "
+        "destination_ico.",
+    )
+    holds = serializers.BooleanField()
+    detail = serializers.CharField(help_text="What holds or fails, in words.")
+
+
 class DataFlowDetailSerializer(DataFlowSerializer):
     history = serializers.SerializerMethodField()
+    assurance = serializers.SerializerMethodField(
+        help_text="Each condition the flow stands on, today: approving or reinstating it "
+        "needs every one to hold."
+    )
 
     class Meta(DataFlowSerializer.Meta):
-        fields = [*DataFlowSerializer.Meta.fields, "history"]
+        fields = [*DataFlowSerializer.Meta.fields, "assurance", "history"]
+
+    @extend_schema_field(AssuranceConditionSerializer(many=True))
+    def get_assurance(self, flow: DataFlow) -> list[dict]:
+        return [c.as_dict() for c in assurance.flow_conditions(flow)]
 
     @extend_schema_field(HistoryEventSerializer(many=True))
     def get_history(self, flow: DataFlow) -> list[dict]:
@@ -235,7 +261,9 @@ class DataFlowViewSet(
     @extend_schema(request=CommentSerializer, responses=DataFlowDetailSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
-        """Approve: a CSU admin who did not submit the flow (403 for the submitter)."""
+        """Approve: a CSU admin who did not submit the flow (403 for the submitter), while
+        every assurance condition holds: otherwise 409 with code "assurance_conditions_fail"
+        and in `details` each condition that fails ({"condition", "holds", "detail"})."""
         return self._transition(request, services.data_flow_approve, CommentSerializer, "comment")
 
     @extend_schema(request=ReasonSerializer, responses=DataFlowDetailSerializer)
@@ -251,9 +279,21 @@ class DataFlowViewSet(
         return self._transition(request, services.data_flow_suspend, ReasonSerializer, "reason")
 
     @extend_schema(request=CommentSerializer, responses=DataFlowDetailSerializer)
+    @action(detail=True, methods=["post"], url_path="request-reinstatement")
+    def request_reinstatement(self, request, pk=None):
+        """Ask for a suspended flow to carry data again (a CSU admin), once every assurance
+        condition holds (409 with code "assurance_conditions_fail" naming those that fail);
+        another CSU admin then reinstates it."""
+        return self._transition(
+            request, services.data_flow_request_reinstatement, CommentSerializer, "comment"
+        )
+
+    @extend_schema(request=CommentSerializer, responses=DataFlowDetailSerializer)
     @action(detail=True, methods=["post"])
     def reinstate(self, request, pk=None):
-        """Let data move again: suspended -> approved."""
+        """Let data move again: suspended -> approved. A CSU admin other than the one who
+        asked for it (403 for them; 409 "reinstatement_not_requested" before anyone asked),
+        while every assurance condition holds (409 "assurance_conditions_fail")."""
         return self._transition(request, services.data_flow_reinstate, CommentSerializer, "comment")
 
     @extend_schema(request=CommentSerializer, responses=DataFlowDetailSerializer)

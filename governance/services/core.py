@@ -30,6 +30,10 @@ ORGANISATION_FIELDS = (
     "dpo_name",
     "dpo_email",
     "ico_registration_number",
+    "dspt_status",
+    "dspt_year",
+    "dspt_published_on",
+    "ico_registration_expires_on",
 )
 PROGRAMME_FIELDS = (
     "slug",
@@ -94,11 +98,45 @@ def _programme_end_date(programme: Programme, *, data: dict) -> dt.date | None:
         ) from None
 
 
+def _check_assurance_fields(organisation: Organisation) -> None:
+    """Refuse a DSPT or ICO record that cannot be true, naming the field.
+
+    1. A published status (not "Not Published") is for an assessment year.
+    2. It was published on a day already past, no earlier than its year began (1 April).
+    3. An ICO registration's expiry belongs to a registration number.
+    """
+    if organisation.dspt_status != Organisation.DSPTStatus.NOT_PUBLISHED and not (
+        organisation.dspt_year
+    ):
+        raise InvalidInput(
+            "Say which assessment year the DSPT status is for, e.g. 2025-26.", field="dspt_year"
+        )
+    published = organisation.dspt_published_on
+    if published is not None:
+        if published > timezone.localdate():
+            raise InvalidInput(
+                "A DSPT assessment is not published on a day still to come.",
+                field="dspt_published_on",
+            )
+        year = organisation.dspt_year
+        if year[:4].isdigit() and published < dt.date(int(year[:4]), 4, 1):
+            raise InvalidInput(
+                f"The {year} assessment cannot have been published before its year began "
+                f"(1 April {year[:4]}).",
+                field="dspt_published_on",
+            )
+    if organisation.ico_registration_expires_on and not organisation.ico_registration_number:
+        raise InvalidInput(
+            "Record the ICO registration number with its expiry.", field="ico_registration_number"
+        )
+
+
 def organisation_create(*, actor: User | None, data: dict) -> Organisation:
     """Add an organisation and log it."""
     organisation = Organisation(**{k: v for k, v in data.items() if k in ORGANISATION_FIELDS})
     organisation.ods_code = (organisation.ods_code or "").strip().upper()
     organisation.full_clean()
+    _check_assurance_fields(organisation)
     with transaction.atomic():
         organisation.save()
         audit_log(
@@ -119,7 +157,12 @@ def organisation_update(
     changed = _changes(organisation, data, (f for f in ORGANISATION_FIELDS if f != "ods_code"))
     if not changed:
         return organisation
-    organisation.full_clean()
+    try:
+        organisation.full_clean()
+        _check_assurance_fields(organisation)
+    except Exception:
+        organisation.refresh_from_db()  # the caller's object stays what is stored
+        raise
     with transaction.atomic():
         organisation.save()
         audit_log(
@@ -338,9 +381,12 @@ def user_create(
     Without a password the person has none usable until they follow their set-password link.
     """
     organisations = list(organisations)
-    if role in (User.Role.PRACTICE_MANAGER, User.Role.DPO) and not organisations:
+    if (
+        role in (User.Role.PRACTICE_MANAGER, User.Role.DPO, User.Role.SIGNATORY)
+        and not organisations
+    ):
         raise InvalidInput(
-            "A practice manager or DPO must be bound to at least one organisation.",
+            "A practice manager, DPO or signatory must be bound to at least one organisation.",
             field="organisations",
         )
     if role == User.Role.PRACTICE_MANAGER:

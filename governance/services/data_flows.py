@@ -8,13 +8,13 @@ Who may act is checked here too (PermissionDenied, 403), whoever the caller is.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from governance import permissions
+from governance import assurance, permissions
 from governance.models import DataFlow, Organisation, Participation, Programme, User
 from governance.services.core import _changes, _legal_bases
 from phm_portal.audit import audit_log
@@ -47,6 +47,7 @@ PAST_TENSE = {
     "reinstate": "reinstated",
     "close": "closed",
 }
+ASSURANCE_REFUSAL = "assurance_conditions_fail"
 
 
 def _status_label(status: str | None) -> str:
@@ -241,27 +242,34 @@ def _transition(
     fields: dict | None = None,
     details: dict | None = None,
     needs_open_programme: bool = False,
+    gate: Callable[[DataFlow], None] | None = None,
+    claim_filter: dict | None = None,
 ) -> DataFlow:
     """Move the flow along `action` if its state in the database allows, and audit it.
 
     1. Read the flow afresh and check who may act (403), and the programme (409).
-    2. Claim the row: UPDATE ... WHERE status = <a state the action starts from>;
-       exactly one of two concurrent callers updates a row.
-    3. Write the audit event in the same transaction.
+    2. Ask the gate, if any (the assurance conditions: 409 naming each that fails).
+    3. Claim the row: UPDATE ... WHERE status = <a state the action starts from>
+       (and `claim_filter`); exactly one of two concurrent callers updates a row.
+    4. Write the audit event in the same transaction.
     """
-    current = DataFlow.objects.select_related("programme", "created_by").get(pk=flow.pk)
+    current = DataFlow.objects.select_related(
+        "programme", "created_by", "source", "destination"
+    ).get(pk=flow.pk)
     permissions.require_data_flow_action(actor, current, action)
     sources, target = DataFlow.TRANSITIONS[action]
     if current.status not in sources:
         raise _not_now(action, current.status)
     if needs_open_programme:
         _check_programme_open(current.programme, PAST_TENSE[action])
+    if gate is not None:
+        gate(current)
     with transaction.atomic():
         left = None
         for source in sources:
-            claimed = DataFlow.objects.filter(pk=flow.pk, status=source).update(
-                status=target, updated_at=now, **(fields or {})
-            )
+            claimed = DataFlow.objects.filter(
+                pk=flow.pk, status=source, **(claim_filter or {})
+            ).update(status=target, updated_at=now, **(fields or {}))
             if claimed == 1:
                 left = source
                 break
@@ -304,8 +312,27 @@ def data_flow_submit(*, actor: User, flow: DataFlow) -> DataFlow:
     )
 
 
+def require_assured(flow: DataFlow, doing: str, *, today: dt.date | None = None) -> None:
+    """Refuse (409) unless every assurance condition of the flow holds, naming each that fails.
+
+    The error's `code` is "assurance_conditions_fail"; its details list the failing
+    conditions as {"condition", "holds", "detail"} (governance.assurance owns them).
+    """
+    failing = assurance.failing(assurance.flow_conditions(flow, today=today))
+    if failing:
+        raise NotAllowedNow(
+            f"This flow cannot be {doing}: {len(failing)} of its assurance conditions "
+            f"{'fails' if len(failing) == 1 else 'fail'}. "
+            + " ".join(f"{c.label}: {c.detail}" for c in failing),
+            code=ASSURANCE_REFUSAL,
+            details=[c.as_dict() for c in failing],
+        )
+
+
 def data_flow_approve(*, actor: User, flow: DataFlow, comment: str = "") -> DataFlow:
-    """Approve a submitted flow: a CSU admin who did not submit it (four eyes)."""
+    """Approve a submitted flow: a CSU admin who did not submit it (four eyes), and only
+    while every assurance condition holds (a signed-off DPIA, an in-date agreement, both
+    organisations' DSPT and ICO registration); 409 naming each that fails."""
     comment = (comment or "").strip()
     now = timezone.now()
     return _transition(
@@ -316,6 +343,7 @@ def data_flow_approve(*, actor: User, flow: DataFlow, comment: str = "") -> Data
         fields={"decided_by": actor, "decided_at": now, "decision_comment": comment},
         details={"comment": comment},
         needs_open_programme=True,
+        gate=lambda current: require_assured(current, "approved"),
     )
 
 
@@ -340,26 +368,95 @@ def data_flow_reject(*, actor: User, flow: DataFlow, reason: str) -> DataFlow:
 def data_flow_suspend(*, actor: User, flow: DataFlow, reason: str = "") -> DataFlow:
     """Stop data moving on an approved flow until it is reinstated or closed."""
     now = timezone.now()
+    reason = (reason or "").strip()
     return _transition(
         actor=actor,
         flow=flow,
         action="suspend",
         now=now,
-        fields={"suspended_by": actor, "suspended_at": now},
-        details={"reason": (reason or "").strip()},
+        fields={
+            "suspended_by": actor,
+            "suspended_at": now,
+            "suspension_reason": reason,
+            "reinstatement_requested_by": None,
+            "reinstatement_requested_at": None,
+        },
+        details={"reason": reason},
     )
 
 
+def data_flow_request_reinstatement(*, actor: User, flow: DataFlow, comment: str = "") -> DataFlow:
+    """Ask for a suspended flow to carry data again: a CSU admin, once every assurance
+    condition holds again; another CSU admin decides (data_flow_reinstate)."""
+    current = DataFlow.objects.select_related("programme", "source", "destination").get(pk=flow.pk)
+    permissions.require_data_flow_action(actor, current, "request_reinstatement")
+    if current.status != DataFlow.Status.SUSPENDED:
+        raise NotAllowedNow(
+            f"Reinstatement is asked for a suspended flow; this one is "
+            f"{_status_label(current.status)}."
+        )
+    if current.reinstatement_requested_by_id is not None:
+        raise NotAllowedNow(
+            "Reinstatement of this flow was already asked for "
+            f"by {current.reinstatement_requested_by.get_username()}: another CSU admin "
+            "decides it now.",
+            code="reinstatement_already_requested",
+        )
+    _check_programme_open(current.programme, "reinstated")
+    require_assured(current, "reinstated")
+    comment = (comment or "").strip()
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = DataFlow.objects.filter(
+            pk=flow.pk,
+            status=DataFlow.Status.SUSPENDED,
+            reinstatement_requested_by__isnull=True,
+        ).update(reinstatement_requested_by=actor, reinstatement_requested_at=now, updated_at=now)
+        if claimed != 1:
+            raise NotAllowedNow(
+                "The flow changed meanwhile (reinstatement asked for, or no longer suspended): "
+                "look again."
+            )
+        flow.refresh_from_db()
+        audit_log(
+            actor=actor,
+            action="data_flow.reinstatement_requested",
+            obj=flow,
+            details={"comment": comment},
+        )
+    return flow
+
+
 def data_flow_reinstate(*, actor: User, flow: DataFlow, comment: str = "") -> DataFlow:
-    """Let data move again on a suspended flow."""
+    """Let data move again on a suspended flow (four eyes): a CSU admin other than the one
+    who asked for it, while every assurance condition holds."""
+    current = DataFlow.objects.get(pk=flow.pk)
+    permissions.require_data_flow_action(actor, current, "reinstate")
+    if (
+        current.status == DataFlow.Status.SUSPENDED
+        and current.reinstatement_requested_by_id is None
+    ):
+        raise NotAllowedNow(
+            "Reinstatement of this flow has not been asked for: a CSU admin asks for it "
+            "once its conditions hold again, and another decides.",
+            code="reinstatement_not_requested",
+        )
     return _transition(
         actor=actor,
         flow=flow,
         action="reinstate",
         now=timezone.now(),
-        fields={"suspended_by": None, "suspended_at": None},
+        fields={
+            "suspended_by": None,
+            "suspended_at": None,
+            "suspension_reason": "",
+            "reinstatement_requested_by": None,
+            "reinstatement_requested_at": None,
+        },
         details={"comment": (comment or "").strip()},
         needs_open_programme=True,
+        gate=lambda current: require_assured(current, "reinstated"),
+        claim_filter={"reinstatement_requested_by__isnull": False},
     )
 
 

@@ -4,6 +4,7 @@ import pytest
 
 from governance.models import DataFlow
 from phm_portal.models import AuditEvent
+from tests.assurance import assure_flow
 from tests.governance.conftest import BASES
 
 URL = "/api/v1/data-flows/"
@@ -190,11 +191,13 @@ def test_patch_by_a_practice_manager_party_is_a_403(api, alice, draft):
 def test_the_whole_workflow_through_the_api(api, admin, admin2, programme):
     drafter, decider = api(admin), api(admin2)
     flow_id = drafter.post(URL, _body(), format="json").json()["id"]
+    assure_flow(DataFlow.objects.get(pk=flow_id))
     steps = [
         (drafter, "submit", {}, "submitted"),
         (decider, "approve", {"comment": "Checked."}, "approved"),
         (decider, "suspend", {"reason": "DSA review."}, "suspended"),
-        (decider, "reinstate", {"comment": "DSA renewed."}, "approved"),
+        (decider, "request-reinstatement", {"comment": "DSA renewed."}, "suspended"),
+        (drafter, "reinstate", {"comment": "DSA renewed."}, "approved"),
         (drafter, "close", {}, "closed"),
     ]
     for client, action, body, status in steps:
@@ -207,6 +210,7 @@ def test_the_whole_workflow_through_the_api(api, admin, admin2, programme):
         "data_flow.submitted",
         "data_flow.approved",
         "data_flow.suspended",
+        "data_flow.reinstatement_requested",
         "data_flow.reinstated",
         "data_flow.closed",
     ]

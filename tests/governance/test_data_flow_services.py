@@ -315,8 +315,10 @@ def test_a_suspended_flow_carries_no_data(suspended, admin2):
     assert _events(flow, "data_flow.suspended").get().details["reason"] == "DSA under review."
 
 
-def test_a_suspended_flow_is_reinstated(suspended, admin):
-    flow = services.data_flow_reinstate(actor=admin, flow=suspended, comment="DSA renewed.")
+def test_a_suspended_flow_is_reinstated(reinstatement_requested, admin):
+    flow = services.data_flow_reinstate(
+        actor=admin, flow=reinstatement_requested, comment="DSA renewed."
+    )
     flow.refresh_from_db()
     assert (flow.status, flow.is_approved, flow.suspended_by, flow.suspended_at) == (
         "approved",
@@ -365,7 +367,8 @@ def test_a_dpo_party_cannot_suspend_or_close(approved, dpo_a, service):
     assert approved.status == DataFlow.Status.APPROVED
 
 
-def test_the_history_is_every_transition_with_who_and_why(suspended, admin):
+def test_the_history_is_every_transition_with_who_and_why(reinstatement_requested, admin):
+    suspended = reinstatement_requested
     services.data_flow_reinstate(actor=admin, flow=suspended, comment="Back on.")
     services.data_flow_close(actor=admin, flow=suspended, comment="Done.")
     history = [
@@ -377,6 +380,7 @@ def test_the_history_is_every_transition_with_who_and_why(suspended, admin):
         ("data_flow.submitted", "csu-admin", ""),
         ("data_flow.approved", "csu-admin-2", "DPIA and DSA checked."),
         ("data_flow.suspended", "csu-admin-2", "DSA under review."),
+        ("data_flow.reinstatement_requested", "csu-admin-2", "The DSA was renewed."),
         ("data_flow.reinstated", "csu-admin", "Back on."),
         ("data_flow.closed", "csu-admin", "Done."),
     ]

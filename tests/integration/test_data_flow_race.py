@@ -13,6 +13,7 @@ from governance.models import DataFlow, LegalBasis, Participation
 from phm_portal.audit import audit_verify
 from phm_portal.errors import NotAllowedNow
 from phm_portal.models import AuditEvent
+from tests.assurance import assure_flow
 from tests.factories import (
     OrganisationFactory,
     ParticipationFactory,
@@ -53,6 +54,7 @@ def people_and_flow(transactional_db):
             dpia_reference="DPIA-R",
             dsa_reference="DSA-R",
         )
+        assure_flow(flow)  # the flow stands on a DPIA, an agreement, DSPT and ICO
         return services.data_flow_submit(actor=submitter, flow=flow)
 
     return new_submitted_flow, first, second
