@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from governance.models import DataFlow, Organisation, Participation, Programme
+from governance.models import DPIA, DataFlow, Organisation, Participation, Programme
 from notices import law
 from notices.render import md_escape, md_link
 
@@ -134,7 +134,29 @@ def programme_facts(programme: Programme) -> dict:
         ],
         "participants": participants,
         "sources": _sources(programme, participants),
+        "dpia": _dpia(programme),
     }
+
+
+def _dpia(programme: Programme) -> dict | None:
+    """Return when the programme's latest signed-off DPIA was signed off, or None if none was.
+
+    One under review still stands (governance.assurance), so it still counts here.
+    """
+    from django.utils import timezone
+
+    dpia = (
+        DPIA.objects.filter(
+            programme=programme,
+            signed_off_at__isnull=False,
+            status__in=[DPIA.Status.SIGNED_OFF, DPIA.Status.UNDER_REVIEW],
+        )
+        .order_by("-signed_off_at", "-pk")
+        .first()
+    )
+    if dpia is None:
+        return None
+    return {"signed_off_on": timezone.localtime(dpia.signed_off_at).date().isoformat()}
 
 
 def _sources(programme: Programme, participants: list[dict]) -> list[dict]:
@@ -315,7 +337,21 @@ def _about(facts: dict) -> str:
     if prog["partnership"]:
         where += f", as part of {md_escape(prog['partnership'])}"
     lines.append(where + ".")
+    dpia = facts.get("dpia")  # versions generated before DPIAs were recorded have none
+    if dpia:
+        # Short: the demo regions' notices must stay within their word budget.
+        lines.append(
+            "A data protection impact assessment (DPIA) checked the risks to your privacy. "
+            f"It was signed off on {_day(dpia['signed_off_on'])}."
+        )
     return "\n\n".join(lines)
+
+
+def _day(iso: str) -> str:
+    from datetime import date
+
+    day = date.fromisoformat(iso)
+    return f"{day.day} {day:%B %Y}"
 
 
 def _controllers(facts: dict) -> str:
@@ -765,4 +801,9 @@ def changes_between(old: dict, new: dict) -> list[str]:
             out.append(f"{s['name']} now sends {_join(fresh)}.")
     if po["population"] != pn["population"] or po["region"] != pn["region"]:
         out.append("The area the programme covers has changed.")
+    dpia = new.get("dpia")
+    if dpia and dpia != old.get("dpia"):
+        out.append(
+            f"A data protection impact assessment was signed off on {_day(dpia['signed_off_on'])}."
+        )
     return out

@@ -17,6 +17,7 @@ from governance import selectors, services
 from governance.flowmap import build_flow_map
 from governance.forms import UserCreateForm
 from governance.models import Organisation, Participation, Programme, User
+from governance.views.assurance import assurance_awaiting, may_read_programme_assurance
 from phm_portal.errors import DomainError
 from phm_portal.forms import add_service_error
 
@@ -36,6 +37,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "capabilities": [(c, perms.CAPABILITY_LABELS[c]) for c in perms.capabilities_of(user)],
             "flows_awaiting_you": awaiting_you.count(),
             "flows_awaiting_another": awaiting_another.count(),
+            "assurance_awaiting": assurance_awaiting(user),
         },
     )
 
@@ -83,8 +85,26 @@ def organisation_detail(request: HttpRequest, ods_code: str) -> HttpResponse:
             .filter(Q(source=organisation) | Q(destination=organisation))
             .count(),
             "certificates": _certificates(request.user, organisation),
+            "may_edit_assurance": request.user.can("manage_organisations"),
+            "assurance_facts": _assurance_facts(organisation),
         },
     )
+
+
+def _assurance_facts(organisation: Organisation) -> dict:
+    """Whether the organisation's ICO registration has expired and its DSPT year has lapsed."""
+    from django.utils import timezone
+
+    from governance.assurance import dspt_year_current_until
+
+    today = timezone.localdate()
+    expires = organisation.ico_registration_expires_on
+    until = dspt_year_current_until(organisation.dspt_year)
+    return {
+        "ico_expired": expires is not None and today > expires,
+        "dspt_until": until,
+        "dspt_lapsed": until is not None and today > until,
+    }
 
 
 def _certificates(user: User, organisation: Organisation):
@@ -154,6 +174,7 @@ def programme_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "flow_map": flow_map,
             "visible_flow_ids": mine,
             "destruction": _destruction(request.user, programme),
+            "may_read_assurance": may_read_programme_assurance(request.user, programme),
         },
     )
 

@@ -14,15 +14,27 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from governance import assurance, selectors, services
 from governance import permissions as perms
-from governance import selectors, services
 from governance.forms import DataFlowForm, transition_form
 from governance.models import DataFlow, Organisation
 from governance.services.data_flows import PAST_TENSE
+from governance.views.assurance import flow_assurance
 from phm_portal.errors import DomainError
 from phm_portal.forms import add_service_error
 
 ALL_STATUSES = "all"
+CHECKLIST_CAPTIONS = {
+    DataFlow.Status.DRAFT: "What approving this flow needs: every condition must hold",
+    DataFlow.Status.APPROVED: "What this flow stands on: data moves only while every condition "
+    "holds",
+    DataFlow.Status.SUSPENDED: "What reinstating this flow needs: every condition must hold",
+}
+# The steps that need every assurance condition to hold: their page shows the checklist.
+ASSURED_STEPS = ("approve", "request_reinstatement", "reinstate")
+# Asking for reinstatement is no transition of its own: it is asked of a suspended flow.
+STEP_SOURCES = {"request_reinstatement": (DataFlow.Status.SUSPENDED,)}
+DONE = {"request_reinstatement": "Reinstatement was asked for: another CSU admin decides it now."}
 
 
 @dataclass(frozen=True)
@@ -63,6 +75,13 @@ STEPS: dict[str, Step] = {
         "I understand no data may move on this flow while it is suspended",
         warning=True,
     ),
+    "request_reinstatement": Step(
+        "Ask for this data flow to be reinstated",
+        "Ask for reinstatement",
+        ("comment", "Comment (optional)", None),
+        "I have checked that the reason for the suspension is resolved and every condition "
+        "holds again",
+    ),
     "reinstate": Step(
         "Reinstate this data flow",
         "Reinstate data flow",
@@ -82,6 +101,7 @@ SERVICES = {
     "approve": services.data_flow_approve,
     "reject": services.data_flow_reject,
     "suspend": services.data_flow_suspend,
+    "request_reinstatement": services.data_flow_request_reinstatement,
     "reinstate": services.data_flow_reinstate,
     "close": services.data_flow_close,
 }
@@ -91,6 +111,7 @@ ACTION_LABELS = {
     "approve": "Approve this flow",
     "reject": "Reject this flow",
     "suspend": "Suspend this flow",
+    "request_reinstatement": "Ask for reinstatement",
     "reinstate": "Reinstate this flow",
     "close": "Close this flow",
 }
@@ -172,6 +193,8 @@ def data_flow_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "governance/data_flow_detail.html",
         {
             "flow": flow,
+            "conditions": flow_assurance(flow),
+            "assurance_caption": CHECKLIST_CAPTIONS.get(flow.status, CHECKLIST_CAPTIONS["draft"]),
             "history": _history(flow),
             "actions": [
                 (a, ACTION_LABELS[a], STEPS[a].warning if a in STEPS else False) for a in actions
@@ -195,13 +218,22 @@ def data_flow_transition(request: HttpRequest, pk: int, action: str) -> HttpResp
         data=request.POST if request.method == "POST" else None,
     )
     status_code = 200
-    sources, _ = DataFlow.TRANSITIONS[action]
+    sources = STEP_SOURCES.get(action) or DataFlow.TRANSITIONS[action][0]
     not_now = None
     if flow.status not in sources:
         not_now = (
             f"This flow is {flow.get_status_display().lower()}: it cannot be "
-            f"{PAST_TENSE[action]} now."
+            f"{PAST_TENSE.get(action, 'reinstated')} now."
         )
+        status_code = 409
+    elif action == "reinstate" and flow.reinstatement_requested_by_id is None:
+        not_now = (
+            "Reinstatement of this flow has not been asked for yet: a CSU admin asks for it "
+            "once every condition holds again, and another reinstates it."
+        )
+        status_code = 409
+    elif action == "request_reinstatement" and flow.reinstatement_requested_by_id is not None:
+        not_now = "Reinstatement of this flow was already asked for: another CSU admin decides it."
         status_code = 409
     elif request.method == "POST" and form.is_valid():
         kwargs = {step.text[0]: form.cleaned_data[step.text[0]]} if step.text else {}
@@ -211,12 +243,22 @@ def data_flow_transition(request: HttpRequest, pk: int, action: str) -> HttpResp
             add_service_error(form, exc)
             status_code = getattr(exc, "status_code", 400)
         else:
-            messages.success(request, f"The data flow was {PAST_TENSE[action]}.")
+            done = DONE[action] if action in DONE else f"The data flow was {PAST_TENSE[action]}."
+            messages.success(request, done)
             return redirect("data-flow-detail", pk=flow.pk)
+    conditions = assurance.flow_conditions(flow) if action in ASSURED_STEPS else None
     return render(
         request,
         "governance/data_flow_transition.html",
-        {"flow": flow, "step": step, "action": action, "form": form, "not_now": not_now},
+        {
+            "flow": flow,
+            "step": step,
+            "action": action,
+            "form": form,
+            "not_now": not_now,
+            "conditions": conditions,
+            "failing": assurance.failing(conditions) if conditions else [],
+        },
         status=status_code,
     )
 

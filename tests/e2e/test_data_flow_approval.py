@@ -2,6 +2,7 @@ import pytest
 
 from governance import services
 from governance.models import DataFlow
+from tests.assurance import assure_flow
 
 pytestmark = pytest.mark.e2e
 
@@ -19,6 +20,7 @@ def submitted_flow(programme, practice_a, csu, admin):
         dpia_reference="DPIA-E2E-01",
         dsa_reference="DSA-E2E-A81001-0AR",
     )
+    assure_flow(flow)  # a signed-off DPIA, an agreement, DSPT and ICO: it may be approved
     return services.data_flow_submit(actor=admin, flow=flow)
 
 

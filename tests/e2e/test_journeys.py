@@ -31,6 +31,7 @@ from destruction.selectors import certificate_verify
 from governance import services as gov
 from governance.models import DataFlow
 from notices.models import NoticeVersion
+from tests.assurance import assure_flow
 from tests.e2e.axe import axe_violations
 from tests.e2e.dates import fill_date
 from tests.e2e.test_notices import demo  # noqa: F401 - the demo regions, for the patient
@@ -171,6 +172,7 @@ def submitted_flow(programme, practice_a, csu, admin, national_check):
         dpia_reference="DPIA-E2E-01",
         dsa_reference="DSA-E2E-A81001-0AR",
     )
+    assure_flow(flow)  # a signed-off DPIA, an agreement, DSPT and ICO: it may be approved
     return gov.data_flow_submit(actor=admin, flow=flow)
 
 

@@ -271,13 +271,15 @@ def test_an_unknown_step_is_a_404(client, admin2, submitted):
     assert client.get(f"/data-flows/{submitted.pk}/teleport/").status_code == 404
 
 
-def test_suspend_reinstate_and_close_through_the_pages(client, admin2, approved):
-    client.force_login(admin2)
-    for action, status in [
-        ("suspend", "suspended"),
-        ("reinstate", "approved"),
-        ("close", "closed"),
+def test_suspend_reinstate_and_close_through_the_pages(client, admin, admin2, approved):
+    # Reinstating takes four eyes: admin2 asks for it, admin reinstates.
+    for user, action, status in [
+        (admin2, "suspend", "suspended"),
+        (admin2, "request_reinstatement", "suspended"),
+        (admin, "reinstate", "approved"),
+        (admin, "close", "closed"),
     ]:
+        client.force_login(user)
         response = client.post(f"/data-flows/{approved.pk}/{action}/", {"confirm": "on"})
         assert response.status_code == 302, (action, _html(response))
         approved.refresh_from_db()
