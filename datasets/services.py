@@ -67,6 +67,13 @@ def _unwrap(wrapped: bytes) -> bytes:
 
 
 # --- uploads -----------------------------------------------------------------------
+def _suspension_words(flow: DataFlow) -> str:
+    """Return why a suspended flow stopped (the lapse the assurance watch found), or nothing."""
+    if flow.status == DataFlow.Status.SUSPENDED and flow.suspension_reason:
+        return f" {flow.suspension_reason}"
+    return ""
+
+
 def dataset_upload(
     *,
     actor: User,
@@ -94,6 +101,7 @@ def dataset_upload(
             raise InvalidInput("The file is empty.", field="file")
         problem = upload_checks.kind_problem(upload.head)
         if problem is not None:
+                + _suspension_words(data_flow)
             raise InvalidInput(problem, field="file")
         try:
             header = pipeline.read_header(upload.head.split(b"\n", 1)[0] + b"\n")
@@ -282,6 +290,7 @@ def dataset_pseudonymise(*, actor: User, dataset: Dataset) -> Job:
                 dataset=dataset, requested_by=actor, reference_date=dataset.uploaded_at.date()
             )
             JobChunk.objects.bulk_create(
+            + _suspension_words(flow)
                 JobChunk(
                     job=job,
                     index=i,
@@ -711,6 +720,7 @@ def _register_for(flow: DataFlow):
 
     The register is loaded once (409 if, say, the national check has expired); the
     pipeline then asks it about each batch of new, already validated numbers.
+            + _suspension_words(flow)
     """
     from consent.selectors import opt_out_register_for
 

@@ -12,7 +12,7 @@ the Data Security and Protection Toolkit; the ICO's data protection fee):
 - ``source_ico`` / ``destination_ico``: each organisation's ICO registration is in date.
 
 Approving a flow asks these (governance.services.data_flows), the daily watch asks them of
-every approved flow (governance.services.assurance), pages and the API show them.
+every approved flow (governance.services.watch), pages and the API show them.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ class Condition:
     detail: str
     # The day it stops holding, when one is known (reminders count down to it).
     lapses_on: dt.date | None = None
+    # What it stands on, e.g. "agreement:12" or "ico:7" (the watch reminds once per thing).
+    about: str = ""
 
     @property
     def label(self) -> str:
@@ -103,6 +105,7 @@ def _dpia_condition(flow: DataFlow, today: dt.date) -> Condition:
             f"The DPIA “{dpia.title}” v{dpia.version} was due for review on "
             f"{_day(dpia.review_date)}, more than {settings.DPIA_REVIEW_GRACE_DAYS} days ago.",
             lapses_on,
+            f"dpia:{dpia.pk}",
         )
     overdue = " (overdue, within the grace period)" if today > dpia.review_date else ""
     return Condition(
@@ -111,6 +114,7 @@ def _dpia_condition(flow: DataFlow, today: dt.date) -> Condition:
         f"DPIA “{dpia.title}” v{dpia.version}, signed off on {signed}; review due "
         f"{_day(dpia.review_date)}{overdue}.",
         lapses_on,
+        f"dpia:{dpia.pk}",
     )
 
 
@@ -148,6 +152,7 @@ def _agreement_condition(flow: DataFlow, today: dt.date) -> Condition:
                 f"Agreement “{agreement.title}” v{agreement.version}, in date from "
                 f"{_day(agreement.start_date)} until {_day(agreement.expiry_date)}.",
                 agreement.expiry_date + dt.timedelta(days=1),
+                f"agreement:{agreement.pk}",
             )
         refusals.append(
             f"Agreement “{agreement.title}” v{agreement.version} {' and '.join(problems)}."
@@ -170,13 +175,20 @@ def _dspt_condition(name: str, organisation: Organisation, today: dt.date) -> Co
             False,
             f"{who}: {year}, no longer current (it counted until {_day(until)}).",
             until + dt.timedelta(days=1) if until else None,
+            f"dspt:{organisation.pk}",
         )
     published = (
         f", published {_day(organisation.dspt_published_on)}"
         if organisation.dspt_published_on
         else ""
     )
-    return Condition(name, True, f"{who}: {year}{published}.", until + dt.timedelta(days=1))
+    return Condition(
+        name,
+        True,
+        f"{who}: {year}{published}.",
+        until + dt.timedelta(days=1),
+        f"dspt:{organisation.pk}",
+    )
 
 
 def _ico_condition(name: str, organisation: Organisation, today: dt.date) -> Condition:
@@ -193,12 +205,14 @@ def _ico_condition(name: str, organisation: Organisation, today: dt.date) -> Con
             False,
             f"{who}: ICO registration {number} expired on {_day(expires)}.",
             expires + dt.timedelta(days=1),
+            f"ico:{organisation.pk}",
         )
     return Condition(
         name,
         True,
         f"{who}: ICO registration {number}, in date until {_day(expires)}.",
         expires + dt.timedelta(days=1),
+        f"ico:{organisation.pk}",
     )
 
 

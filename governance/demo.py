@@ -342,3 +342,97 @@ def expanded_flows() -> list[tuple[str, str, str, list[str], str, str, str]]:
             for d in practices if destination == "PRACTICES" else [destination]:
                 out.append((slug, s, d, categories, identifiability, outcome, purpose))
     return out
+
+
+# --- assurance (issue 17): what the demo flows stand on ----------------------------------
+# Every organisation: DSPT Standards Met or Exceeded for the current assessment year, and an
+# ICO registration in date for this many days from the day the demo is loaded. The numbers
+# marked synthetic are made up (the real bodies' numbers are not needed for a demo).
+DSPT_EXCEEDED = {NECS, OPTUM, NHS_DIGITAL}
+ICO_NUMBERS = {  # synthetic, for the organisations the seeds give none
+    NHS_DIGITAL: "ZA900026",
+    LA: "ZA900003",
+    "06H": "ZA900006",
+    "15M": "ZA900015",
+    DEVON_CCG: "ZA900016",
+    "U81901": "ZA981901",
+}
+ICO_EXPIRES_IN_DAYS = 240  # the practices' and most bodies' fee renews in about 8 months
+ICO_EXPIRES_IN_DAYS_OF = {NECS: 300, OPTUM: 330, NHS_DIGITAL: 200}
+
+
+def ico_number(ods_code: str) -> str:
+    """Return the organisation's ICO registration number: the seed's, or a synthetic one."""
+    return ICO_NUMBERS.get(ods_code) or f"ZB{ods_code[-6:]:0>6}"
+
+
+# The signatories (SIRO or Caldicott Guardian): synthetic people. Each region's signs for its
+# own organisations (the practices, and the CCG, PCN or council of the region); the shared
+# bodies have their own.
+SIGNATORIES: list[tuple[str, str, str, str | list[str]]] = [
+    ("signatory-necs", "Morgan", "Hale", [NECS]),
+    ("signatory-optum", "Priya", "Castell", [OPTUM]),
+    ("signatory-nhs-digital", "Owen", "Marsh", [NHS_DIGITAL]),
+    ("signatory-cambridgeshire-peterborough", "Ruth", "Ellery", "cambridgeshire-peterborough"),
+    ("signatory-derby-derbyshire", "Daniel", "Okafor", "derby-derbyshire"),
+    ("signatory-generic-20-week", "Helen", "Brook", "generic-20-week"),
+    ("signatory-devon", "Tamsin", "Penrose", "devon"),
+    ("signatory-north-east-lincolnshire", "Imran", "Sheard", "north-east-lincolnshire"),
+]
+REGION_BODIES = {
+    "cambridgeshire-peterborough": [LA],
+    "derby-derbyshire": [],
+    "generic-20-week": [],
+    "devon": [DEVON_CCG],
+    "north-east-lincolnshire": [NEL_CCG, "U81901"],
+}
+
+
+def signatory_organisations(slug_or_codes: str | list[str]) -> list[str]:
+    """Return the ODS codes a demo signatory signs for."""
+    if isinstance(slug_or_codes, list):
+        return slug_or_codes
+    return [p["ods_code"] for p in PRACTICES[slug_or_codes]] + REGION_BODIES[slug_or_codes]
+
+
+DPIA_RISKS = [
+    {
+        "description": "Identifiable GP records are seen by people who do not need them.",
+        "likelihood": "possible",
+        "severity": "severe",
+        "measure": "Only the pseudonymising processor receives identifiable data; access by "
+        "role, two-factor sign-in and an audit log of every action.",
+    },
+    {
+        "description": "A patient is re-identified from the pseudonymised data.",
+        "likelihood": "remote",
+        "severity": "significant",
+        "measure": "Keyed pseudonyms under the programme's own key; dates of birth and "
+        "postcodes generalised; only the patient's own practice re-identifies.",
+    },
+    {
+        "description": "Data is kept after the programme ends.",
+        "likelihood": "remote",
+        "severity": "significant",
+        "measure": "Crypto-shredding of every extract and key at the end, with a destruction "
+        "certificate sent to every controller.",
+    },
+]
+DPIA_REVIEW_IN_DAYS = 300
+# One agreement runs out soon, so the watch has a reminder to send (it is due in 30 days).
+AGREEMENT_EXPIRES_IN_DAYS = 365
+AGREEMENT_EXPIRES_SOON = "generic-20-week"
+AGREEMENT_EXPIRES_SOON_IN_DAYS = 21
+AGREEMENT_LEGAL_BASES = ["UK-GDPR-6-1-e", "UK-GDPR-9-2-h", "DPA2018-SCH1-P1-2"]
+# One flow lapses: Derby's NECS -> Optum pseudonymised data stood on its own sub-processing
+# agreement, which ran out yesterday; the watch that load_demo runs suspends the flow.
+LAPSED_FLOW = ("derby-derbyshire", NECS, OPTUM, "pseudonymised")
+LAPSED_AGREEMENT_TITLE = "NECS and Optum sub-processing agreement"
+
+
+def dpia_title(slug: str) -> str:
+    return f"DPIA of the {REGION_CODES[slug]} population health management programme"
+
+
+def agreement_title(slug: str) -> str:
+    return f"{REGION_CODES[slug]} population health management data sharing agreement"

@@ -13,3 +13,11 @@ def programmes_mark_ended() -> list[str]:
     ended = services.programmes_mark_ended()
     destruction_reminders_send()
     return ended
+
+
+@shared_task(acks_late=True)
+def assurance_watch() -> dict:
+    """Suspend approved flows whose assurance lapsed and send the reminders due (daily)."""
+    from governance.services.watch import assurance_watch as watch
+
+    return watch().as_dict()

@@ -530,6 +530,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "datasets.tasks.held_uploads_sweep",
         "schedule": env_int("PHM_HELD_UPLOAD_SWEEP_SECONDS", 600),
     },
+    # Every approved flow's assurance (DPIA, agreement, DSPT, ICO registration): suspend
+    # those that lapsed, remind 90 and 30 days before. `manage.py check_assurance` at once.
+    "assurance-watch": {
+        "task": "governance.tasks.assurance_watch",
+        "schedule": env_int("PHM_ASSURANCE_CHECK_SECONDS", 24 * 3600),
+    },
     # A signed checkpoint of the audit chain, outside the database (also after each destruction).
     "audit-checkpoint": {
         "task": "phm_portal.tasks.audit_checkpoint",

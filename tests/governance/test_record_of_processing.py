@@ -203,3 +203,192 @@ def test_a_non_controller_page_says_it_has_no_record(client, record_setup, admin
     client.force_login(admin)
     html = client.get("/organisations/0AR/").content.decode()
     assert "is not a controller in any programme" in html
+
+
+# --- the ICO's template: Article 9 and Schedule 1, DPIA, agreement, DSPT; processors ----------
+@pytest.fixture
+def assured(record_setup, practice_a, csu):
+    """The approved flow stands on a signed-off DPIA and a signed agreement; DSPT recorded."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from governance.models import (
+        DPIA,
+        LegalBasis,
+        Organisation,
+        SharingAgreement,
+        SharingAgreementParty,
+    )
+    from tests.factories import UserFactory
+
+    # Whatever assurance let the flow be approved gives way to this one, with known values.
+    DPIA.objects.filter(programme=record_setup.programme).delete()
+    SharingAgreement.objects.filter(programme=record_setup.programme).delete()
+    signatory = UserFactory(username="siro", role="signatory", organisations=[practice_a, csu])
+    dpia = DPIA.objects.create(
+        programme=record_setup.programme,
+        title="Testshire PHM DPIA",
+        version="1.2",
+        description="Linking GP records.",
+        necessity="Only what is needed.",
+        review_date=dt.date(2027, 9, 1),
+        status=DPIA.Status.SIGNED_OFF,
+        signed_off_at=timezone.make_aware(dt.datetime(2026, 9, 1, 12)),
+    )
+    dpia.data_flows.add(record_setup)
+    agreement = SharingAgreement.objects.create(
+        programme=record_setup.programme,
+        title="Testshire DSA",
+        reference="DSA-T-1",
+        version="2.0",
+        purpose="PHM.",
+        start_date=dt.date(2026, 9, 7),
+        review_date=dt.date(2027, 3, 1),
+        expiry_date=dt.date(2027, 9, 6),
+    )
+    agreement.data_flows.add(record_setup)
+    agreement.legal_bases.set(LegalBasis.objects.filter(code="DPA2018-SCH1-P1-2"))
+    for org in (practice_a, csu):
+        SharingAgreementParty.objects.create(
+            agreement=agreement,
+            organisation=org,
+            signatory=signatory,
+            signed_on=dt.date(2026, 9, 1),
+        )
+        Organisation.objects.filter(pk=org.pk).update(
+            dspt_status="met" if org == practice_a else "exceeded",
+            dspt_year="2025-26",
+            dspt_published_on=dt.date(2026, 6, 20),
+        )
+    practice_a.refresh_from_db()
+    csu.refresh_from_db()
+    return record_setup
+
+
+def test_the_activity_names_its_article_9_and_schedule_1_conditions(assured, practice_a):
+    activity = _record(practice_a)["activities"][0]
+    assert [b["code"] for b in activity["article_6_lawful_basis"]] == ["UK-GDPR-6-1-e"]
+    assert [b["code"] for b in activity["article_9_condition"]] == ["UK-GDPR-9-2-h"]
+    assert [b["code"] for b in activity["schedule_1_condition"]] == ["DPA2018-SCH1-P1-2"]
+    assert activity["schedule_1_condition"][0]["article"].endswith("Schedule 1 Part 1 paragraph 2")
+
+
+def test_without_a_schedule_1_condition_the_record_says_it_is_missing(record_setup, practice_a):
+    activity = _record(practice_a)["activities"][0]
+    assert activity["schedule_1_condition"].startswith("Not recorded: ")
+    assert "Schedule 1 Part 1" in activity["schedule_1_condition"]
+
+
+def test_the_activity_names_its_dpia_and_agreement_with_versions_and_dates(assured, practice_a):
+    activity = _record(practice_a)["activities"][0]
+    assert activity["dpia"]["required"] is True
+    assert activity["dpia"]["assessments"] == [
+        {
+            "id": activity["dpia"]["assessments"][0]["id"],
+            "title": "Testshire PHM DPIA",
+            "version": "1.2",
+            "status": "Signed off",
+            "signed_off_on": "2026-09-01",
+            "review_date": "2027-09-01",
+            "residual_risk": "Low",
+            "data_flows": [assured.pk],
+        }
+    ]
+    (agreement,) = activity["sharing_agreements"]
+    assert agreement["title"] == "Testshire DSA" and agreement["version"] == "2.0"
+    assert (agreement["start_date"], agreement["review_date"], agreement["expiry_date"]) == (
+        "2026-09-07",
+        "2027-03-01",
+        "2027-09-06",
+    )
+    assert agreement["parties"] == ["0AR", "A81001"]  # by name
+    assert agreement["signed_by_every_party"] is True
+
+
+def test_security_measures_name_each_organisations_dspt_status_and_year(assured, practice_a):
+    activity = _record(practice_a)["activities"][0]
+    measures = " ".join(activity["security_measures"])
+    assert "Practice A Surgery: Standards Met for 2025-26 (published 2026-06-20)" in measures
+    assert "North of England Commissioning Support Unit: Standards Exceeded for 2025-26" in measures
+    assert activity["dspt"][0] == {
+        "name": "Practice A Surgery",
+        "ods_code": "A81001",
+        "status": "Standards Met",
+        "year": "2025-26",
+        "published_on": "2026-06-20",
+    }
+
+
+def test_a_processor_has_an_article_30_2_record_naming_its_controllers(assured, csu):
+    record = selectors.record_of_processing(csu)
+    assert record["activities"] == []
+    (processing,) = record["processing_for_controllers"]
+    assert processing["role"] == "Processor"
+    assert [c["ods_code"] for c in processing["controllers"]] == ["A81001", "B82002"]
+    assert (
+        "receives gp records (identifiable) from Practice A Surgery"
+        in processing["categories_of_processing"]
+    )
+    assert processing["overseas_transfers"]["transfer"] == "No transfer outside the UK"
+    assert [s["title"] for s in processing["sharing_agreements"]] == ["Testshire DSA"]
+    assert "Standards Exceeded for 2025-26" in " ".join(processing["security_measures"])
+
+
+def test_the_csv_carries_the_new_columns_and_a_row_per_processing_for_controllers(assured, csu):
+    text = selectors.record_of_processing_csv(selectors.record_of_processing(csu))
+    (row,) = list(csv.DictReader(io.StringIO(text)))
+    assert row["article_30"] == "Article 30(2) processor"
+    assert row["controller_ods_code"] == "A81001; B82002"
+    assert row["processor_name"] == "North of England Commissioning Support Unit"
+    assert row["article_6_lawful_basis"] == "Article 6(1)(e): Public task"
+    assert row["article_9_condition"] == "Article 9(2)(h): Health or social care"
+    assert row["schedule_1_condition"] == (
+        "Schedule 1 Part 1 paragraph 2: Health or social care purposes"
+    )
+    assert row["dpia"] == (
+        "Testshire PHM DPIA v1.2: Signed off, signed off 2026-09-01, review due 2027-09-01"
+    )
+    assert row["sharing_agreements"] == (
+        "Testshire DSA v2.0 (DSA-T-1), 2026-09-07 to 2027-09-06, review 2027-03-01, "
+        "signed by every party"
+    )
+    assert "Standards Exceeded for 2025-26" in row["dspt"]
+
+
+def test_the_controller_row_says_which_article_and_names_the_dpia(assured, practice_a):
+    text = selectors.record_of_processing_csv(_record(practice_a))
+    (row,) = list(csv.DictReader(io.StringIO(text)))
+    assert row["article_30"] == "Article 30(1) controller"
+    assert row["dpia_required"] == "Yes"
+    assert row["dpia"].startswith("Testshire PHM DPIA v1.2: Signed off")
+    assert row["source_of_personal_data"] == ""
+    assert row["business_function"] == "Population health management (Testshire)"
+
+
+def test_every_csv_column_has_its_ico_template_heading(assured, practice_a):
+    record = _record(practice_a)
+    headings = {c["key"]: c["heading"] for c in record["columns"]}
+    assert list(headings) == selectors.ROPA_CSV_COLUMNS
+    assert headings["categories_of_data_subjects"] == "Categories of individuals"
+    assert headings["article_9_condition"] == (
+        "Article 9 condition for processing special category data"
+    )
+    assert headings["retention"] == "Retention schedule (if possible)"
+
+
+def test_a_title_that_would_run_as_a_formula_is_written_as_text(assured, practice_a):
+    from governance.models import SharingAgreement
+
+    SharingAgreement.objects.update(title='=HYPERLINK("http://evil.example","x")')
+    text = selectors.record_of_processing_csv(_record(practice_a))
+    (row,) = list(csv.DictReader(io.StringIO(text)))
+    assert row["sharing_agreements"].startswith("'=HYPERLINK(")
+
+
+def test_the_api_json_carries_the_processor_record(api, assured, admin):
+    response = api(admin).get("/api/v1/organisations/0AR/record-of-processing/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["processing_for_controllers"][0]["programme"] == "testshire"
+    assert body["controller"]["dspt"]["status"] == "Standards Exceeded"

@@ -11,8 +11,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from governance import demo, services
-from governance.models import DataFlow, Organisation, Participation, Programme, User
+from governance.models import (
+    DPIA,
+    DataFlow,
+    Organisation,
+    Participation,
+    Programme,
+    SharingAgreement,
+    User,
+)
 from governance.permissions import bind
+from governance.services import assurance
+from governance.services.watch import assurance_watch
 
 KINDS = ("organisations", "programmes", "users", "data_flows")
 
@@ -34,11 +44,19 @@ def loaded_message(made: dict[str, int], kept: dict[str, int]) -> str:
 
 
 class Command(BaseCommand):
-    help = "Load the five demo regions, their organisations and demo users (idempotent)."
+    help = (
+        "Load the five demo regions, their organisations, demo users, data flows and what "
+        "the flows stand on (DPIAs, agreements, DSPT, ICO), then run the assurance watch "
+        "(idempotent)."
+    )
 
     def handle(self, *args, **options) -> None:
         with transaction.atomic():
             made, kept = self._load()
+        # Whatever lapsed since (and the demo's one lapsed flow) is suspended now, and the
+        # reminders due are sent, as the daily beat task would.
+        for line in assurance_watch().lines():
+            self.stdout.write(line)
         # Each later app adds its own demo data in `<app>/demo.py: load(stdout)`, in
         # INSTALLED_APPS order; found by name so governance never imports them.
         for config in apps.get_app_configs():
@@ -65,8 +83,10 @@ class Command(BaseCommand):
             else:
                 kept["organisations"] += 1
             orgs[org.ods_code] = org
-
         today = timezone.localdate()
+        for org in orgs.values():
+            self._assure_organisation(org, today)
+
         for spec in demo.PROGRAMMES:
             slug = spec["fields"]["slug"]
             programme = Programme.objects.filter(slug=slug).first()
@@ -116,6 +136,16 @@ class Command(BaseCommand):
                     [first_practice],
                 )
             )
+        for username, first, last, signs_for in demo.SIGNATORIES:
+            people.append(
+                (
+                    username,
+                    first,
+                    last,
+                    User.Role.SIGNATORY,
+                    demo.signatory_organisations(signs_for),
+                )
+            )
         for username, first, last, role, ods_codes in people:
             user = User.objects.filter(username=username).first()
             if user is None:
@@ -145,6 +175,7 @@ class Command(BaseCommand):
         decider = User.objects.get(username="csu-admin-2")
         programmes = {p.slug: p for p in Programme.objects.filter(slug__in=demo.SLUGS)}
         added = kept = 0
+        to_approve: list[DataFlow] = []
         for (
             slug,
             source,
@@ -180,9 +211,157 @@ class Command(BaseCommand):
                 continue
             services.data_flow_submit(actor=drafter, flow=flow)
             if outcome == "approved":
-                services.data_flow_approve(
-                    actor=decider, flow=flow, comment="DPIA and data sharing agreement checked."
-                )
+                to_approve.append(flow)
             elif outcome == "rejected":
                 services.data_flow_reject(actor=decider, flow=flow, reason=demo.REJECTION_REASON)
+        # Approval needs what a flow stands on (governance.assurance): record it first.
+        for slug in demo.SLUGS:
+            self._assure_programme(programmes[slug], orgs, drafter)
+        for flow in to_approve:
+            services.data_flow_approve(
+                actor=decider, flow=flow, comment="DPIA and data sharing agreement checked."
+            )
+        self._lapse(programmes[demo.LAPSED_FLOW[0]])
         return added, kept
+
+    def _assure_organisation(self, org: Organisation, today: dt.date) -> None:
+        """Give a demo organisation DSPT Standards Met (or Exceeded) and an ICO registration in date.
+
+        Only one with no DSPT status yet: loading again keeps what people changed since.
+        """
+        if org.dspt_status != Organisation.DSPTStatus.NOT_PUBLISHED:
+            return
+        start = today.year - 1 if today.month >= 7 else today.year - 2
+        services.organisation_update(
+            actor=None,
+            organisation=org,
+            data={
+                "dspt_status": Organisation.DSPTStatus.EXCEEDED
+                if org.ods_code in demo.DSPT_EXCEEDED
+                else Organisation.DSPTStatus.MET,
+                "dspt_year": f"{start}-{(start + 1) % 100:02d}",
+                "dspt_published_on": dt.date(start + 1, 6, 20),
+                "ico_registration_number": org.ico_registration_number
+                or demo.ico_number(org.ods_code),
+                "ico_registration_expires_on": today
+                + dt.timedelta(
+                    days=demo.ICO_EXPIRES_IN_DAYS_OF.get(org.ods_code, demo.ICO_EXPIRES_IN_DAYS)
+                ),
+            },
+        )
+
+    def _assure_programme(
+        self, programme: Programme, orgs: dict[str, Organisation], drafter: User
+    ) -> None:
+        """Record the programme's DPIA and data sharing agreement, signed, through the services.
+
+        The DPIA covers every flow proposed; the region's DPO advises and each controller's
+        signatory signs it off. The agreement names both ends of each flow and each party's
+        signatory signs it. Skipped when the programme has its DPIA already.
+        """
+        slug = programme.slug
+        if DPIA.objects.filter(programme=programme, title=demo.dpia_title(slug)).exists():
+            return
+        today = timezone.localdate()
+        signatories = {
+            ods: User.objects.get(username=username)
+            for username, _, _, signs_for in demo.SIGNATORIES
+            for ods in demo.signatory_organisations(signs_for)
+        }
+        flows = list(
+            DataFlow.objects.filter(programme=programme)
+            .exclude(status=DataFlow.Status.REJECTED)
+            .select_related("source", "destination")
+            .order_by("pk")
+        )
+        dpia = assurance.dpia_create(
+            actor=drafter,
+            programme=programme,
+            title=demo.dpia_title(slug),
+            description=(
+                f"{programme.name}: GP and other care records are linked and pseudonymised to "
+                "find groups of patients who could benefit from support, and to plan services."
+            ),
+            necessity=(
+                "Only the data needed for the analysis is sent; identifiable data reaches only "
+                "the processor that pseudonymises it, and only practices re-identify their own "
+                "patients. Opt-outs are applied before any data leaves."
+            ),
+            review_date=today + dt.timedelta(days=demo.DPIA_REVIEW_IN_DAYS),
+            data_flow_ids=[f.pk for f in flows],
+            risks=demo.DPIA_RISKS,
+        )
+        dpo = User.objects.get(username=f"dpo-{slug}")
+        dpia = assurance.dpia_record_dpo_advice(
+            actor=dpo,
+            dpia=dpia,
+            advice="The measures reduce the risks to low; proceed, and review before renewal.",
+            followed=True,
+        )
+        controllers = Participation.objects.filter(
+            programme=programme, role__in=Participation.CONTROLLER_ROLES
+        ).select_related("organisation")
+        for organisation in sorted({p.organisation for p in controllers}, key=lambda o: o.name):
+            dpia = assurance.dpia_sign_off(
+                actor=signatories[organisation.ods_code], dpia=dpia, organisation=organisation
+            )
+
+        lapsing = [f for f in flows if self._is_lapsing(f)]
+        expires_in = (
+            demo.AGREEMENT_EXPIRES_SOON_IN_DAYS
+            if slug == demo.AGREEMENT_EXPIRES_SOON
+            else demo.AGREEMENT_EXPIRES_IN_DAYS
+        )
+        groups = [(demo.agreement_title(slug), [f for f in flows if f not in lapsing], expires_in)]
+        if lapsing:
+            # Approved while in date; load_demo then lets it run out (see _lapse).
+            groups.append((demo.LAPSED_AGREEMENT_TITLE, lapsing, 14))
+        for title, covered, days in groups:
+            parties = sorted(
+                {o.ods_code for f in covered for o in (f.source, f.destination)},
+            )
+            agreement = assurance.sharing_agreement_create(
+                actor=drafter,
+                programme=programme,
+                title=title,
+                reference=f"DSA-{demo.REGION_CODES[slug]}-{today.year}",
+                purpose=f"Share the data {programme.name} needs, for its purposes only.",
+                start_date=programme.start_date,
+                review_date=today + dt.timedelta(days=min(days, 180) - 7),
+                expiry_date=today + dt.timedelta(days=days),
+                party_ods_codes=parties,
+                legal_basis_codes=demo.AGREEMENT_LEGAL_BASES,
+                data_flow_ids=[f.pk for f in covered],
+            )
+            for ods in parties:
+                assurance.sharing_agreement_sign(
+                    actor=signatories[ods],
+                    agreement=agreement,
+                    organisation=orgs[ods],
+                    signed_on=programme.start_date,
+                )
+
+    @staticmethod
+    def _is_lapsing(flow: DataFlow) -> bool:
+        slug, source, destination, identifiability = demo.LAPSED_FLOW
+        return (
+            flow.programme.slug == slug
+            and flow.source.ods_code == source
+            and flow.destination.ods_code == destination
+            and flow.identifiability == identifiability
+        )
+
+    def _lapse(self, programme: Programme) -> None:
+        """Let the demo's lapsing agreement run out yesterday, as time would have.
+
+        A signed agreement no longer changes through the services (a new version is recorded
+        instead); the demo sets the dates that the passing weeks would have brought.
+        """
+        today = timezone.localdate()
+        SharingAgreement.objects.filter(
+            programme=programme,
+            title=demo.LAPSED_AGREEMENT_TITLE,
+            expiry_date__gte=today,
+        ).update(
+            review_date=today - dt.timedelta(days=14), expiry_date=today - dt.timedelta(days=1)
+        )
