@@ -58,9 +58,29 @@ class UploadForm(PortalForm):
         flows = DataFlow.objects.filter(status=DataFlow.Status.APPROVED).select_related(
             "source", "destination", "programme"
         )
+        suspended = DataFlow.objects.filter(status=DataFlow.Status.SUSPENDED).select_related(
+            "source", "destination", "programme"
+        )
         if not user.can("read_all"):
             flows = flows.filter(source__in=governance_perms.organisations_of(user))
+            suspended = suspended.filter(source__in=governance_perms.organisations_of(user))
         self.fields["data_flow"].queryset = flows
+        # Shown beside the choice, with why: no extract is uploaded on them until reinstated.
+        self.suspended_flows = list(suspended.filter(programme__status__in=Programme.OPEN_STATUSES))
+
+    def clean(self):
+        data = super().clean()
+        if "data_flow" in self.errors:
+            chosen = str(self.data.get("data_flow", ""))
+            for flow in self.suspended_flows:
+                if str(flow.pk) == chosen:
+                    del self.errors["data_flow"]
+                    self.add_error(
+                        "data_flow",
+                        f"Data flow #{flow.pk} is suspended: no extract can be uploaded on it "
+                        f"until it is reinstated. {flow.suspension_reason}".strip(),
+                    )
+        return data
 
     def field_naming(self, column: str) -> str | None:
         """Return the mapping field that names the column, or None."""

@@ -354,3 +354,27 @@ def test_a_success_is_shown_as_a_success_banner_not_as_information(client, alice
     assert ">Success</h2>" in banner[1]
     assert "extract.csv is stored, encrypted." in banner[1].split("</div>\n        </div>")[0]
     assert "Information: " not in page and "nhsuk-error-summary" not in page
+
+
+def test_a_suspended_flow_is_named_on_the_upload_page_with_its_lapse_and_refused(
+    client, alice, flow, charlie
+):
+    DataFlow.objects.filter(pk=flow.pk).update(
+        status=DataFlow.Status.SUSPENDED,
+        suspension_reason="Agreement “GP data” v1.0 expired on 1 November 2026.",
+    )
+    client.force_login(alice)
+    page = client.get("/datasets/upload/").content.decode()
+    box = page.split('id="suspended-flows"', 1)[1].split("</div>", 1)[0]
+    assert "This data flow is suspended: no extract can be uploaded on it" in box
+    assert f"Data flow #{flow.pk}" in box and "expired on 1 November 2026" in box
+    # A crafted POST of the suspended flow gets the lapse at the field; nothing is stored.
+    page = upload(client, flow).content.decode()
+    assert "There is a problem" in page
+    field = page.split('for="id_data_flow"', 1)[1].split("</select>", 1)[0]
+    assert f"Data flow #{flow.pk} is suspended" in field
+    assert "expired on 1 November 2026" in field
+    assert not Dataset.objects.exists()
+    # Someone of another organisation does not see the flow at all.
+    client.force_login(charlie)
+    assert f"Data flow #{flow.pk}" not in client.get("/datasets/upload/").content.decode()
