@@ -7,11 +7,14 @@ side A is theirs, side B is not). A single number means the route names no objec
 an organisation. Writes are sent with an empty body: a person who may act gets past
 the permission check to validation (400) or to the state check (409); a person who
 may not gets 403 (above their role) or 404 (not their organisation: existence is
-never confirmed). The CSU admin acts for every programme; the auditor for none.
+never confirmed). The CSU admin acts for every programme; the auditor acts for none
+but reads every record of processing, DPIA and agreement (ACROSS); a signatory signs
+for their own organisation and reads what its other people read.
 
 The test fails if an /api/v1/ endpoint or method is missing from the table, if any
-status differs, if anyone but a CSU admin gets a 2xx for another organisation's
-object, or if a list answered to them names anything of the other organisation.
+status differs, if anyone but a CSU admin (or the auditor, reading what ACROSS names)
+gets a 2xx for another organisation's object, or if a list answered to them names
+anything of the other organisation.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from phm_portal.models import AuditEvent
 from tests.phm_portal.test_access_control import fill
 from tests.phm_portal.world import build_world, url_values
 
-ROLES = ("practice_manager", "dpo", "csu_admin", "auditor", "anonymous")
+ROLES = ("practice_manager", "dpo", "csu_admin", "auditor", "signatory", "anonymous")
 # Directory data every signed-in person reads (API.md: "read: signed in"): organisations,
 # programmes, their participants and notices (the published ones are public anyway).
 DIRECTORY = {
@@ -41,92 +44,134 @@ DIRECTORY = {
     "api-legal-basis-list",
     "api-legal-basis-detail",
 }
-# Besides the CSU admin, who acts for every programme, who reads across organisations.
-ACROSS = {("auditor", "api-record-of-processing")}
+# Besides the CSU admin, who acts for every programme, who reads across organisations: the
+# auditor reads every record of processing and every DPIA and agreement (read_every_assurance).
+ACROSS = {
+    ("auditor", "api-record-of-processing"),
+    ("auditor", "api-dpia-detail"),
+    ("auditor", "api-dpia-document"),
+    ("auditor", "api-sharing-agreement-detail"),
+    ("auditor", "api-sharing-agreement-document"),
+}
 # Strings that only B's objects carry (world.py).
-B_MARKERS = ("B82002", "Otherscape", "DPIA-B", "b-extract", "colleague-b", "dpo-b", "charlie")
+B_MARKERS = (
+    "B82002",
+    "Otherscape",
+    "DPIA-B",
+    "DSA-B",
+    "b-extract",
+    "colleague-b",
+    "dpo-b",
+    "signatory-b",
+    "charlie",
+)
 
 # fmt: off
-#  (route name, method):                    practice_manager  dpo           csu_admin     auditor       anonymous
+# (pm: practice_manager; signatory: a SIRO of practice A, who signs DPIAs and agreements only)
+#  (route name, method):                       pm            dpo           csu_admin     auditor       signatory     anonymous
 TABLE = {
     # --- sign-in and the person ---
-    ("api-token", "POST"):                  (400,         400,          400,          400,          400),
-    ("api-me", "GET"):                      (200,         200,          200,          200,          401),
+    ("api-token", "POST"):                    (400,          400,          400,          400,          400,          400),
+    ("api-me", "GET"):                        (200,          200,          200,          200,          200,          401),
     # one's own API tokens (the id filled in is nobody's token: 404 for everyone)
-    ("api-auth-token-list", "GET"):         (200,         200,          200,          200,          401),
-    ("api-auth-token-detail", "DELETE"):    ((404, 404),  (404, 404),   (404, 404),   (404, 404),   401),
+    ("api-auth-token-list", "GET"):           (200,          200,          200,          200,          200,          401),
+    ("api-auth-token-detail", "DELETE"):      ((404, 404),   (404, 404),   (404, 404),   (404, 404),   (404, 404),   401),
     # --- audit ---
-    ("api-audit", "GET"):                   (403,         403,          200,          200,          401),
-    ("api-audit-verify", "GET"):            (403,         403,          200,          200,          401),
-    ("api-audit-checkpoints", "GET"):       (403,         403,          200,          200,          401),
+    ("api-audit", "GET"):                     (403,          403,          200,          200,          403,          401),
+    ("api-audit-verify", "GET"):              (403,          403,          200,          200,          403,          401),
+    ("api-audit-checkpoints", "GET"):         (403,          403,          200,          200,          403,          401),
     # --- organisations, programmes, participants, legal bases (directory) ---
-    ("api-organisation-list", "GET"):       (200,         200,          200,          200,          401),
-    ("api-organisation-list", "POST"):      (403,         403,          400,          403,          401),
-    ("api-organisation-detail", "GET"):     ((200, 200),  (200, 200),   (200, 200),   (200, 200),   401),
-    ("api-organisation-detail", "PATCH"):   ((403, 403),  (403, 403),   (200, 200),   (403, 403),   401),
-    ("api-record-of-processing", "GET"):    ((403, 404),  (200, 404),   (200, 200),   (200, 200),   401),
-    ("api-legal-basis-list", "GET"):        (200,         200,          200,          200,          401),
-    ("api-legal-basis-detail", "GET"):      (200,         200,          200,          200,          401),
-    ("api-programme-list", "GET"):          (200,         200,          200,          200,          401),
-    ("api-programme-list", "POST"):         (403,         403,          400,          403,          401),
-    ("api-programme-detail", "GET"):        ((200, 200),  (200, 200),   (200, 200),   (200, 200),   401),
-    ("api-programme-detail", "PATCH"):      ((403, 403),  (403, 403),   (200, 200),   (403, 403),   401),
-    ("api-participant-list", "GET"):        ((200, 200),  (200, 200),   (200, 200),   (200, 200),   401),
-    ("api-participant-list", "POST"):       ((403, 403),  (403, 403),   (400, 400),   (403, 403),   401),
+    ("api-organisation-list", "GET"):         (200,          200,          200,          200,          200,          401),
+    ("api-organisation-list", "POST"):        (403,          403,          400,          403,          403,          401),
+    ("api-organisation-detail", "GET"):       ((200, 200),   (200, 200),   (200, 200),   (200, 200),   (200, 200),   401),
+    ("api-organisation-detail", "PATCH"):     ((403, 403),   (403, 403),   (200, 200),   (403, 403),   (403, 403),   401),
+    ("api-record-of-processing", "GET"):      ((403, 404),   (200, 404),   (200, 200),   (200, 200),   (403, 404),   401),
+    ("api-legal-basis-list", "GET"):          (200,          200,          200,          200,          200,          401),
+    ("api-legal-basis-detail", "GET"):        (200,          200,          200,          200,          200,          401),
+    ("api-programme-list", "GET"):            (200,          200,          200,          200,          200,          401),
+    ("api-programme-list", "POST"):           (403,          403,          400,          403,          403,          401),
+    ("api-programme-detail", "GET"):          ((200, 200),   (200, 200),   (200, 200),   (200, 200),   (200, 200),   401),
+    ("api-programme-detail", "PATCH"):        ((403, 403),   (403, 403),   (200, 200),   (403, 403),   (403, 403),   401),
+    ("api-participant-list", "GET"):          ((200, 200),   (200, 200),   (200, 200),   (200, 200),   (200, 200),   401),
+    ("api-participant-list", "POST"):         ((403, 403),   (403, 403),   (400, 400),   (403, 403),   (403, 403),   401),
     # --- people ---
-    ("api-user-list", "GET"):               (403,         403,          200,          403,          401),
-    ("api-user-list", "POST"):              (403,         403,          400,          403,          401),
-    ("api-user-detail", "GET"):             ((403, 403),  (403, 403),   (200, 200),   (403, 403),   401),
+    ("api-user-list", "GET"):                 (403,          403,          200,          403,          403,          401),
+    ("api-user-list", "POST"):                (403,          403,          400,          403,          403,          401),
+    ("api-user-detail", "GET"):               ((403, 403),   (403, 403),   (200, 200),   (403, 403),   (403, 403),   401),
     # --- data flows ---
-    ("api-data-flow-list", "GET"):          (200,         200,          200,          200,          401),
-    ("api-data-flow-list", "POST"):         (403,         400,          400,          403,          401),
-    ("api-data-flow-detail", "GET"):        ((200, 404),  (200, 404),   (200, 200),   (404, 404),   401),
-    ("api-data-flow-detail", "PATCH"):      ((403, 404),  (409, 404),   (409, 409),   (404, 404),   401),
-    ("api-data-flow-submit", "POST"):       ((403, 404),  (403, 404),  (403, 403),  (404, 404),  401),
-    ("api-data-flow-approve", "POST"):      ((403, 404),  (403, 404),   (409, 409),   (404, 404),   401),
-    ("api-data-flow-reject", "POST"):       ((403, 404),  (403, 404),   (400, 400),   (404, 404),   401),
-    ("api-data-flow-suspend", "POST"):      ((403, 404),  (403, 404),  (200, 200),  (404, 404),  401),
-    ("api-data-flow-reinstate", "POST"):    ((403, 404),  (403, 404),   (409, 409),   (404, 404),   401),
-    ("api-data-flow-close", "POST"):        ((403, 404),  (403, 404),  (200, 200),  (404, 404),  401),
+    ("api-data-flow-list", "GET"):            (200,          200,          200,          200,          200,          401),
+    ("api-data-flow-list", "POST"):           (403,          400,          400,          403,          403,          401),
+    ("api-data-flow-detail", "GET"):          ((200, 404),   (200, 404),   (200, 200),   (404, 404),   (200, 404),   401),
+    ("api-data-flow-detail", "PATCH"):        ((403, 404),   (409, 404),   (409, 409),   (404, 404),   (403, 404),   401),
+    ("api-data-flow-submit", "POST"):         ((403, 404),   (403, 404),   (403, 403),   (404, 404),   (403, 404),   401),
+    ("api-data-flow-approve", "POST"):        ((403, 404),   (403, 404),   (409, 409),   (404, 404),   (403, 404),   401),
+    ("api-data-flow-reject", "POST"):         ((403, 404),   (403, 404),   (400, 400),   (404, 404),   (403, 404),   401),
+    ("api-data-flow-suspend", "POST"):        ((403, 404),   (403, 404),   (200, 200),   (404, 404),   (403, 404),   401),
+    ("api-data-flow-reinstate", "POST"):      ((403, 404),   (403, 404),   (409, 409),   (404, 404),   (403, 404),   401),
+    ("api-data-flow-close", "POST"):          ((403, 404),   (403, 404),   (200, 200),   (404, 404),   (403, 404),   401),
+    # (a CSU admin asks, another reinstates; the flow is approved, not suspended: 409)
+    ("api-data-flow-request-reinstatement", "POST"): ((403, 404), (403, 404), (409, 409), (404, 404), (403, 404), 401),
     # --- extracts and jobs ---
-    ("api-dataset-list", "GET"):            (200,         200,          200,          200,          401),
-    ("api-dataset-list", "POST"):           (400,         400,          400,          400,          401),
-    ("api-dataset-detail", "GET"):          ((200, 404),  (200, 404),   (200, 200),   (404, 404),   401),
-    ("api-dataset-pseudonymise", "POST"):   ((403, 403),  (403, 403),  (202, 202),  (403, 403),  401),
-    ("api-job-detail", "GET"):              ((200, 404),  (200, 404),   (200, 200),   (404, 404),   401),
-    ("api-job-cancel", "POST"):             ((403, 403),  (403, 403),  (200, 200),  (403, 403),  401),
-    ("api-job-output", "GET"):              ((404, 404),  (404, 404),  (409, 409),  (404, 404),  401),
-    ("api-reidentify", "POST"):             ((400, 404),  (403, 404),   (403, 403),   (404, 404),   401),
+    ("api-dataset-list", "GET"):              (200,          200,          200,          200,          200,          401),
+    ("api-dataset-list", "POST"):             (400,          400,          400,          400,          400,          401),
+    ("api-dataset-detail", "GET"):            ((200, 404),   (200, 404),   (200, 200),   (404, 404),   (200, 404),   401),
+    ("api-dataset-pseudonymise", "POST"):     ((403, 403),   (403, 403),   (202, 202),   (403, 403),   (403, 403),   401),
+    ("api-job-detail", "GET"):                ((200, 404),   (200, 404),   (200, 200),   (404, 404),   (200, 404),   401),
+    ("api-job-cancel", "POST"):               ((403, 403),   (403, 403),   (200, 200),   (403, 403),   (403, 403),   401),
+    ("api-job-output", "GET"):                ((404, 404),   (404, 404),   (409, 409),   (404, 404),   (404, 404),   401),
+    ("api-reidentify", "POST"):               ((400, 404),   (403, 404),   (403, 403),   (404, 404),   (403, 404),   401),
     # --- destruction (the run and certificate are of the side's programme destroyed early) ---
-    ("api-programme-destruction", "POST"):  ((403, 404),  (403, 404),  (409, 409),  (404, 404),  401),
-    ("api-destruction-run", "GET"):         ((200, 404),  (200, 404),  (200, 200),  (404, 404),  401),
-    ("api-certificate", "GET"):             ((200, 404),  (200, 404),  (200, 200),  (404, 404),  401),
-    ("api-certificate-pdf", "GET"):         ((200, 404),  (200, 404),  (200, 200),  (404, 404),  401),
-    ("api-certificate-verify", "POST"):     (415,         415,          415,          415,          415),
+    ("api-programme-destruction", "POST"):    ((403, 404),   (403, 404),   (409, 409),   (404, 404),   (403, 404),   401),
+    ("api-destruction-run", "GET"):           ((200, 404),   (200, 404),   (200, 200),   (404, 404),   (200, 404),   401),
+    ("api-certificate", "GET"):               ((200, 404),   (200, 404),   (200, 200),   (404, 404),   (200, 404),   401),
+    ("api-certificate-pdf", "GET"):           ((200, 404),   (200, 404),   (200, 200),   (404, 404),   (200, 404),   401),
+    ("api-certificate-verify", "POST"):       (415,          415,          415,          415,          415,          415),
     # --- Type 1 opt-outs and patients' requests ---
-    ("api-type1-opt-outs", "GET"):          ((200, 404),  (403, 404),  (404, 404),  (404, 404),  401),
-    ("api-type1-opt-outs", "POST"):         ((400, 404),  (403, 404),  (404, 404),  (404, 404),  401),
-    ("api-type1-import", "POST"):           ((415, 404),  (403, 404),  (404, 404),  (404, 404),  401),
-    ("api-type1-fhir", "GET"):              ((200, 404),  (403, 404),  (404, 404),  (404, 404),  401),
-    ("api-type1-export", "GET"):            ((200, 404),  (403, 404),  (404, 404),  (404, 404),  401),
-    ("api-type1-requests", "GET"):          ((200, 404),  (403, 404),  (404, 404),  (404, 404),  401),
-    ("api-type1-request-record", "POST"):   ((400, 404),  (403, 404),  (404, 404),  (404, 404),  401),
-    ("api-type1-request-decline", "POST"):  ((400, 404),  (403, 404),  (404, 404),  (404, 404),  401),
+    ("api-type1-opt-outs", "GET"):            ((200, 404),   (403, 404),   (404, 404),   (404, 404),   (403, 404),   401),
+    ("api-type1-opt-outs", "POST"):           ((400, 404),   (403, 404),   (404, 404),   (404, 404),   (403, 404),   401),
+    ("api-type1-import", "POST"):             ((415, 404),   (403, 404),   (404, 404),   (404, 404),   (403, 404),   401),
+    ("api-type1-fhir", "GET"):                ((200, 404),   (403, 404),   (404, 404),   (404, 404),   (403, 404),   401),
+    ("api-type1-export", "GET"):              ((200, 404),   (403, 404),   (404, 404),   (404, 404),   (403, 404),   401),
+    ("api-type1-requests", "GET"):            ((200, 404),   (403, 404),   (404, 404),   (404, 404),   (403, 404),   401),
+    ("api-type1-request-record", "POST"):     ((400, 404),   (403, 404),   (404, 404),   (404, 404),   (403, 404),   401),
+    ("api-type1-request-decline", "POST"):    ((400, 404),   (403, 404),   (404, 404),   (404, 404),   (403, 404),   401),
     # --- national data opt-outs and the register ---
-    ("api-national-checks", "GET"):         (403,         403,          200,          403,          401),
-    ("api-national-checks", "POST"):        (403,         403,          400,          403,          401),
-    ("api-national-check", "GET"):          ((403, 403),  (403, 403),   (200, 200),   (403, 403),   401),
-    ("api-national-check-submission", "GET"): ((403, 403), (403, 403),  (200, 200),   (403, 403),   401),
-    ("api-national-check-returned", "POST"): ((403, 403),  (403, 403),  (415, 415),  (403, 403),  401),
-    ("api-opt-out-register", "POST"):       (400,         400,          400,          400,          401),
+    ("api-national-checks", "GET"):           (403,          403,          200,          403,          403,          401),
+    ("api-national-checks", "POST"):          (403,          403,          400,          403,          403,          401),
+    ("api-national-check", "GET"):            ((403, 403),   (403, 403),   (200, 200),   (403, 403),   (403, 403),   401),
+    ("api-national-check-submission", "GET"): ((403, 403),   (403, 403),   (200, 200),   (403, 403),   (403, 403),   401),
+    ("api-national-check-returned", "POST"):  ((403, 403),   (403, 403),   (415, 415),   (403, 403),   (403, 403),   401),
+    ("api-opt-out-register", "POST"):         (400,          400,          400,          400,          400,          401),
     # --- privacy notices ---
-    ("api-programme-notice-list", "GET"):   ((200, 200),  (200, 200),   (200, 200),   (200, 200),   401),
-    ("api-programme-notice-list", "POST"):  ((403, 404),  (200, 404),  (403, 403),  (404, 404),  401),
-    ("api-notice-detail", "GET"):           ((403, 404),  (200, 404),  (200, 200),  (404, 404),  401),
-    ("api-notice-detail", "PATCH"):         ((403, 404),  (400, 404),  (403, 403),  (404, 404),  401),
-    ("api-notice-completeness", "GET"):     ((403, 404),  (200, 404),  (200, 200),  (404, 404),  401),
-    ("api-notice-publish", "POST"):         ((403, 404),  (409, 404),  (403, 403),  (404, 404),  401),
-    ("api-notice-withdraw", "POST"):        ((403, 404),  (400, 404),  (403, 403),  (404, 404),  401),
+    ("api-programme-notice-list", "GET"):     ((200, 200),   (200, 200),   (200, 200),   (200, 200),   (200, 200),   401),
+    ("api-programme-notice-list", "POST"):    ((403, 404),   (200, 404),   (403, 403),   (404, 404),   (403, 404),   401),
+    ("api-notice-detail", "GET"):             ((403, 404),   (200, 404),   (200, 200),   (404, 404),   (403, 404),   401),
+    ("api-notice-detail", "PATCH"):           ((403, 404),   (400, 404),   (403, 403),   (404, 404),   (403, 404),   401),
+    ("api-notice-completeness", "GET"):       ((403, 404),   (200, 404),   (200, 200),   (404, 404),   (403, 404),   401),
+    ("api-notice-publish", "POST"):           ((403, 404),   (409, 404),   (403, 403),   (404, 404),   (403, 404),   401),
+    ("api-notice-withdraw", "POST"):          ((403, 404),   (400, 404),   (403, 403),   (404, 404),   (403, 404),   401),
+    # --- assurance: DPIAs and data sharing agreements (issue 17) ---
+    # Read by the programme's participants, every CSU admin and the auditor; drafted by a CSU
+    # admin or a DPO of a controller (a party); advised on by a controller's DPO; signed by
+    # a signatory. Each side's DPIA is a draft with its PDF; its agreement (practice and
+    # CSU) is unsigned, with its PDF. An empty PATCH changes nothing (200); a document is
+    # sent as multipart, so the JSON body is 415 to those who may attach one.
+    ("api-dpia-list", "GET"):                 (200,          200,          200,          200,          200,          401),
+    ("api-dpia-list", "POST"):                (403,          400,          400,          403,          403,          401),
+    ("api-dpia-detail", "GET"):               ((200, 404),   (200, 404),   (200, 200),   (200, 200),   (200, 404),   401),
+    ("api-dpia-detail", "PATCH"):             ((403, 404),   (200, 404),   (200, 200),   (403, 403),   (403, 404),   401),
+    ("api-dpia-dpo-advice", "POST"):          ((403, 404),   (400, 404),   (403, 403),   (403, 403),   (403, 404),   401),
+    ("api-dpia-sign-off", "POST"):            ((403, 404),   (403, 404),   (403, 403),   (403, 403),   (400, 404),   401),
+    ("api-dpia-start-review", "POST"):        ((403, 404),   (409, 404),   (409, 409),   (403, 403),   (403, 404),   401),
+    ("api-dpia-document", "GET"):             ((200, 404),   (200, 404),   (200, 200),   (200, 200),   (200, 404),   401),
+    ("api-dpia-document", "POST"):            ((403, 404),   (415, 404),   (415, 415),   (403, 403),   (403, 404),   401),
+    ("api-sharing-agreement-list", "GET"):    (200,          200,          200,          200,          200,          401),
+    ("api-sharing-agreement-list", "POST"):   (403,          400,          400,          403,          403,          401),
+    ("api-sharing-agreement-detail", "GET"):  ((200, 404),   (200, 404),   (200, 200),   (200, 200),   (200, 404),   401),
+    ("api-sharing-agreement-detail", "PATCH"): ((403, 404),  (200, 404),   (200, 200),   (403, 403),   (403, 404),   401),
+    ("api-sharing-agreement-sign", "POST"):   ((403, 404),   (403, 404),   (403, 403),   (403, 403),   (400, 404),   401),
+    ("api-sharing-agreement-document", "GET"): ((200, 404),  (200, 404),   (200, 200),   (200, 200),   (200, 404),   401),
+    ("api-sharing-agreement-document", "POST"): ((403, 404), (415, 404),   (415, 415),   (403, 403),   (403, 404),   401),
 }
 # fmt: on
 
@@ -236,7 +281,11 @@ def test_each_role_gets_what_the_table_says():
                 and any(m.encode() in body for m in B_MARKERS)
             ):
                 admin_saw.add(name)
-            if role in ("practice_manager", "dpo") and status < 300 and name not in DIRECTORY:
+            if (
+                role in ("practice_manager", "dpo", "signatory")
+                and status < 300
+                and name not in DIRECTORY
+            ):
                 text = body.decode(errors="replace")
                 if response.get("Content-Type", "").startswith("application/json"):
                     text = json.dumps(json.loads(text))  # \u escapes undone
@@ -248,4 +297,10 @@ def test_each_role_gets_what_the_table_says():
     assert wrong == [], "\n".join(wrong)
     assert leaks == [], "\n".join(leaks)
     # The markers are there to be found: the CSU admin's lists do show B's objects.
-    assert {"api-data-flow-list", "api-dataset-list", "api-user-list"} <= admin_saw
+    assert {
+        "api-data-flow-list",
+        "api-dataset-list",
+        "api-user-list",
+        "api-dpia-list",
+        "api-sharing-agreement-list",
+    } <= admin_saw

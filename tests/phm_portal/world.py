@@ -2,11 +2,13 @@
 
 Side "A" is the acting people's own organisation (practice A81001: alice is its
 practice manager, dpo-a its DPO); side "B" is another organisation (practice
-B82002, with charlie and dpo-b). Each side has its own programme (with the CSU
-as processor), an approved flow to the CSU, an uploaded extract and its job, a
-notice draft, a Type 1 opt-out and a patient's request, and a national check.
-The names of B's objects carry markers ("B82002", "Otherscape", "DPIA-B") so that
-a response can be searched for anything of B.
+B82002, with charlie, dpo-b and signatory-b). Each side has its own programme
+(with the CSU as processor), an approved flow to the CSU, an uploaded extract and
+its job, a notice draft, a Type 1 opt-out and a patient's request, a national
+check, and a draft DPIA and an unsigned data sharing agreement (practice and CSU)
+covering the flow, each with its PDF. The names of B's objects carry markers
+("B82002", "Otherscape", "DPIA-B", "DSA-B") so that a response can be searched for
+anything of B.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import io
 import uuid
 from dataclasses import dataclass, field
 
+from pypdf import PdfWriter
 from rest_framework.test import APIClient
 
 from consent import services as consent_services
@@ -23,7 +26,16 @@ from datasets import services as dataset_services
 from datasets.models import Dataset
 from destruction import services as destruction_services
 from destruction.models import DestructionRun
-from governance.models import DataFlow, LegalBasis, Participation, Programme, User
+from governance import services as governance_services
+from governance.models import (
+    DPIA,
+    DataFlow,
+    LegalBasis,
+    Participation,
+    Programme,
+    SharingAgreement,
+    User,
+)
 from notices import services as notice_services
 from tests.factories import (
     DataFlowFactory,
@@ -46,6 +58,15 @@ MAPPING = '{"nhs_number": "nhs_number", "practice": "practice", "drop": ["forena
 NUMBERS = {"A": "9434765919", "B": "4010232137"}
 
 
+def pdf() -> bytes:
+    """A one-page blank PDF: the document of a DPIA or an agreement."""
+    writer = PdfWriter()
+    writer.add_blank_page(100, 100)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
 @dataclass
 class Side:
     practice: object
@@ -58,6 +79,8 @@ class Side:
     request: object
     check: object
     member: User  # a person of this side who is not one of the acting roles
+    dpia: DPIA
+    agreement: SharingAgreement
     extra: dict = field(default_factory=dict)
 
 
@@ -140,6 +163,35 @@ def _side(
         contact="patient@example.com",
     )
     check = consent_services.national_check_start(actor=admin, programme=programme)
+    # Assurance (issue 17): a draft DPIA by the practice's DPO and an agreement no one has
+    # signed, between the practice and the CSU, both covering the flow.
+    today = dt.date.today()
+    dpia = governance_services.dpia_create(
+        actor=dpo,
+        programme=programme,
+        title=f"DPIA-{key} of {title}",
+        description="Linking records to offer support.",
+        necessity="Pseudonymised, the fields listed only.",
+        review_date=today + dt.timedelta(days=365),
+        data_flow_ids=[flow.pk],
+        document=pdf(),
+        document_name=f"dpia-{key.lower()}.pdf",
+    )
+    agreement = governance_services.sharing_agreement_create(
+        actor=dpo,
+        programme=programme,
+        title=f"Data sharing agreement of {title}",
+        reference=f"DSA-{key}",
+        purpose="Population health management.",
+        start_date=today - dt.timedelta(days=1),
+        review_date=today + dt.timedelta(days=100),
+        expiry_date=today + dt.timedelta(days=365),
+        party_ods_codes=[ods, csu.ods_code],
+        legal_basis_codes=BASES,
+        data_flow_ids=[flow.pk],
+        document=pdf(),
+        document_name=f"dsa-{key.lower()}.pdf",
+    )
     # A second programme of the practice, whose data was destroyed early: a run and its
     # certificate (issue 7).
     ended = _programme(f"{slug}-ended", f"{title} (ended)", practice, csu)
@@ -165,6 +217,8 @@ def _side(
         request=request,
         check=check,
         member=member,
+        dpia=dpia,
+        agreement=agreement,
         extra={"run": run, "certificate": run.certificate},
     )
 
@@ -191,6 +245,19 @@ def build_world() -> World:
     )
     dpo_b = UserFactory(
         password=UNUSABLE, username="dpo-b", role=User.Role.DPO, organisations=[practice_b]
+    )
+    # The SIRO of each practice: signs DPIAs and agreements for it, and nothing else.
+    signatory_a = UserFactory(
+        password=UNUSABLE,
+        username="signatory-a",
+        role=User.Role.SIGNATORY,
+        organisations=[practice_a],
+    )
+    UserFactory(
+        password=UNUSABLE,
+        username="signatory-b",
+        role=User.Role.SIGNATORY,
+        organisations=[practice_b],
     )
     admin = UserFactory(
         password=UNUSABLE, username="csu-admin", role=User.Role.CSU_ADMIN, organisations=[csu]
@@ -220,6 +287,7 @@ def build_world() -> World:
         "dpo": dpo_a,
         "csu_admin": admin,
         "auditor": auditor,
+        "signatory": signatory_a,
         "anonymous": None,
     }
     return World(csu=csu, people=people, a=a, b=b)
@@ -250,6 +318,24 @@ def url_values(world: World, scope: str, name: str) -> dict[str, str]:
             "notice-withdraw": side.notice.pk,
             "api-destruction-run": side.extra["run"].pk,
             "destruction-run": side.extra["run"].pk,
+            "api-dpia-detail": side.dpia.pk,
+            "api-dpia-dpo-advice": side.dpia.pk,
+            "api-dpia-sign-off": side.dpia.pk,
+            "api-dpia-start-review": side.dpia.pk,
+            "api-dpia-document": side.dpia.pk,
+            "dpia-detail": side.dpia.pk,
+            "dpia-edit": side.dpia.pk,
+            "dpia-dpo-advice": side.dpia.pk,
+            "dpia-sign-off": side.dpia.pk,
+            "dpia-start-review": side.dpia.pk,
+            "dpia-document": side.dpia.pk,
+            "api-sharing-agreement-detail": side.agreement.pk,
+            "api-sharing-agreement-sign": side.agreement.pk,
+            "api-sharing-agreement-document": side.agreement.pk,
+            "sharing-agreement-detail": side.agreement.pk,
+            "sharing-agreement-edit": side.agreement.pk,
+            "sharing-agreement-sign": side.agreement.pk,
+            "sharing-agreement-document": side.agreement.pk,
         },
     }
     values = {
