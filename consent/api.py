@@ -18,6 +18,7 @@ from consent import fhir, permissions, selectors, services
 from consent.exports import type1_csv
 from consent.files import national_submission
 from consent.models import NationalOptOutCheck, Type1Event, Type1Request
+from consent.reasons import OptOutReason
 from consent.register_quota import RegisterQuotaExceeded
 from governance.models import Programme
 from phm_portal.errors import InvalidInput
@@ -502,9 +503,7 @@ RegisterAnswerSerializer = inline_serializer(
                 {
                     "nhs_number": serializers.CharField(),
                     "reasons": serializers.ListField(
-                        child=serializers.ChoiceField(
-                            choices=["type1", "national", "national_unchecked"]
-                        )
+                        child=serializers.ChoiceField(choices=OptOutReason.values)
                     ),
                 },
             )

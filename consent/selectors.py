@@ -1,16 +1,11 @@
-"""Reads of the consent app, above all the opt-out register.
-
-`opt_out_register_check` is the one place that answers "may this patient's data flow
-on this data flow?". It is set-based: whatever the number of NHS numbers asked about,
-it runs a fixed handful of queries and then works on sets in memory.
-"""
+"""Reads of the consent app (the opt-out register itself is consent.register)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection
@@ -28,18 +23,12 @@ from consent.models import (
     Type1Event,
     Type1Request,
 )
-from consent.numbers import normalise_fast
-from governance.models import DataFlow, Organisation, Programme
+from governance.models import Organisation, Programme
 from phm_portal.errors import InvalidInput, NotAllowedNow
-from phm_portal.lib.crypto import blind_index, blind_indexer, decrypt_field
-from phm_portal.lib.nhs_number import InvalidNHSNumber
+from phm_portal.lib.crypto import blind_index, decrypt_field
+from phm_portal.lib.nhs_number import InvalidNHSNumber, normalise_fast
 
 CHUNK = 5000
-REASON_TYPE1 = "type1"
-REASON_NATIONAL = "national"
-REASON_NATIONAL_UNCHECKED = "national_unchecked"
-# The code of the refusal when no unexpired national check covers a programme (API "code").
-NATIONAL_CHECK_MISSING = "national_check_missing"
 
 
 def _chunks(items: Sequence, size: int = CHUNK) -> Iterable[Sequence]:
@@ -181,17 +170,22 @@ def type1_history(
     return history
 
 
-def type1_current_dissent_indexes(practice_ids: Iterable[int]) -> set[str]:
-    """Return the blind indexes of patients with a current dissent at any of these practices."""
+def type1_current_dissent_numbers(practice_ids: Iterable[int]) -> np.ndarray:
+    """Return the NHS numbers (int64, sorted) with a current dissent at any of these practices.
+
+    Decrypted: they are few (they are matched against a job's numbers as integers).
+    """
     practice_ids = list(practice_ids)
     if not practice_ids:
-        return set()
-    return set(
+        return np.zeros(0, dtype=np.int64)
+    tokens = (
         Type1Event.objects.filter(practice_id__in=practice_ids)
         .annotate(latest_id=_latest_event_id())
         .filter(pk=F("latest_id"), event=Type1Event.Event.DISSENT)
-        .values_list("patient__nhs_index", flat=True)
+        .values_list("patient__nhs_number_encrypted", flat=True)
     )
+    numbers = {int(decrypt_field(t, purpose=NHS_NUMBER_PURPOSE)) for t in tokens}
+    return np.array(sorted(numbers), dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -314,29 +308,7 @@ def national_usable_checks(programme: Programme, *, today: dt.date | None = None
     ).order_by("-checked_on", "-pk")
 
 
-# --- the register -----------------------------------------------------------------------------------
-@dataclass
-class RegisterResult:
-    """Who of the numbers asked about must be left out of the flow, and why."""
-
-    excluded: list[tuple[str, list[str]]] = field(default_factory=list)
-    allowed: int = 0
-    type1_applies: bool = True
-    national_applies: bool = True
-    national_exemption: str = ""
-    national_check_id: int | None = None
-    national_checked_on: dt.date | None = None
-    national_expires_on: dt.date | None = None
-
-    @property
-    def counts(self) -> dict[str, int]:
-        counts = {REASON_TYPE1: 0, REASON_NATIONAL: 0, REASON_NATIONAL_UNCHECKED: 0}
-        for _, reasons in self.excluded:
-            for reason in reasons:
-                counts[reason] += 1
-        return counts
-
-
+# --- NHS numbers asked about -------------------------------------------------------------
 def normalise_many(values: Sequence[object], *, field: str = "nhs_numbers") -> list[str]:
     """Return every value as a 10-digit NHS number, or raise naming each bad item (0-based)."""
     out: list[str] = []
@@ -363,190 +335,3 @@ def normalise_many(values: Sequence[object], *, field: str = "nhs_numbers") -> l
             details=bad[:1000],
         )
     return out
-
-
-@dataclass
-class OptOutRegister:
-    """The register of one data flow, loaded once, that answers many batches of numbers.
-
-    A pseudonymisation job asks it about every distinct NHS number of an extract, block
-    by block; loading the programme's opt-outs once keeps that fast.
-    """
-
-    result: RegisterResult
-    type1: set[str]
-    national: dict[str, bool] | None
-    _type1_numbers: set[str] | None = None
-    _type1_ids: np.ndarray | None = None
-
-    def reasons(
-        self, numbers: Iterable[str], *, indexes: dict[str, str] | None = None
-    ) -> dict[str, list[str]]:
-        """Return, for valid 10-digit numbers, the reasons each may not flow (none: absent).
-
-        indexes: the numbers' blind indexes where the caller has them already.
-        """
-        if not self.type1 and self.national is None:
-            return {}  # nobody can be left out: no need to index a single number
-        if self.national is None:
-            # Type 1 only: the few opted-out numbers, decrypted once, answer by plain
-            # look-up, instead of a keyed blind index of every number asked about.
-            opted_out = self._type1_plain()
-            return {n: [REASON_TYPE1] for n in numbers if n in opted_out}
-        index_of = indexes.__getitem__ if indexes is not None else blind_indexer()
-        reasons_of: dict[str, list[str]] = {}
-        for number in numbers:
-            index = index_of(number)
-            reasons = []
-            if index in self.type1:
-                reasons.append(REASON_TYPE1)
-            if self.national is not None:
-                opted_out = self.national.get(index)
-                if opted_out is None:
-                    reasons.append(REASON_NATIONAL_UNCHECKED)
-                elif opted_out:
-                    reasons.append(REASON_NATIONAL)
-            if reasons:
-                reasons_of[number] = reasons
-        return reasons_of
-
-    def unknown_reasons(self) -> list[str]:
-        """Return the reasons given for a valid number the portal has never seen."""
-        return [REASON_NATIONAL_UNCHECKED] if self.national is not None else []
-
-    def reasons_as_seen_by(
-        self, reasons_of: dict[str, list[str]], indexes: dict[str, str], practice_ids: Sequence[int]
-    ) -> dict[str, list[str]]:
-        """Return `reasons_of` with every patient not registered at these practices unknown.
-
-        indexes: {number: blind index} of every number asked about. A number of anyone
-        else gets exactly the answer of a number the portal has never seen: the same
-        reasons (or none), so neither another practice's Type 1, nor the national
-        opt-out, nor being in the programme's cohort shows through. The work is the same
-        whatever the answers (every number indexed, the practices' patients always
-        read), so neither does the time a call takes.
-        """
-        unknown = self.unknown_reasons()
-        mine = patient_indexes_registered_at(practice_ids)
-        out: dict[str, list[str]] = {}
-        for number, index in indexes.items():
-            reasons = reasons_of.get(number, []) if index in mine else unknown
-            if reasons:
-                out[number] = list(reasons)
-        return out
-
-    def reasons_by_number(self, numbers: np.ndarray) -> dict[int, list[str]]:
-        """The same as `reasons`, for valid NHS numbers given as integers (a job's).
-
-        Where only Type 1 applies, one vectorised membership test answers the batch.
-        """
-        if not self.type1 and self.national is None:
-            return {}
-        if self.national is None:
-            if self._type1_ids is None:
-                self._type1_ids = np.array(sorted(int(n) for n in self._type1_plain()), np.int64)
-            if not len(self._type1_ids):
-                return {}
-            # A sorted look-up of each number: np.isin would sort both arrays every batch.
-            ids = self._type1_ids
-            at = np.minimum(np.searchsorted(ids, numbers), len(ids) - 1)
-            hits = numbers[ids[at] == numbers]
-            return {n: [REASON_TYPE1] for n in hits.tolist()}
-        reasons = self.reasons(f"{n:010d}" for n in numbers.tolist())
-        return {int(n): r for n, r in reasons.items()}
-
-    def _type1_plain(self) -> set[str]:
-        if self._type1_numbers is None:
-            indexes = sorted(self.type1)
-            numbers: set[str] = set()
-            for chunk in _chunks(indexes):
-                numbers.update(
-                    decrypt_field(token, purpose=NHS_NUMBER_PURPOSE)
-                    for token in Patient.objects.filter(nhs_index__in=chunk).values_list(
-                        "nhs_number_encrypted", flat=True
-                    )
-                )
-            self._type1_numbers = numbers
-        return self._type1_numbers
-
-
-def opt_out_register_for(*, data_flow: DataFlow) -> OptOutRegister:
-    """Load the register of a data flow: who may not flow on it, and why.
-
-    1. The flow must be approved (409 otherwise): no data moves on any other.
-    2. Type 1 (where the programme applies it): a current dissent at any GP practice
-       taking part in the programme leaves the patient out, of every flow of it.
-    3. National data opt-out (where the programme applies it): the newest unexpired
-       check that submitted the patient decides; a patient whom no unexpired check
-       covers is left out as "national_unchecked"; with no unexpired check at all the
-       question is refused (409) until a new check is imported. Where the programme is
-       exempt, the exemption is returned and nobody is left out on this ground.
-    """
-    if not data_flow.is_approved:
-        raise NotAllowedNow(
-            f"The data flow is {data_flow.get_status_display().lower()}: no data moves on a "
-            "flow that is not approved."
-        )
-    programme = data_flow.programme
-    result = RegisterResult(
-        type1_applies=programme.type1_opt_out_applies,
-        national_applies=programme.national_opt_out_applies,
-        national_exemption=""
-        if programme.national_opt_out_applies
-        else programme.national_opt_out_exemption,
-    )
-    national: dict[str, bool] | None = None
-    if programme.national_opt_out_applies:
-        checks = list(national_usable_checks(programme))
-        if not checks:
-            raise NotAllowedNow(
-                f"The national data opt-out applies to {programme.name} and it has no unexpired "
-                "national check. Start a national data opt-out check of the programme (the "
-                "National checks page, or POST /api/v1/national-opt-outs/checks/ with "
-                f'{{"programme": "{programme.slug}"}}) and import the national service\'s reply: '
-                "data flows once the check is complete.",
-                code=NATIONAL_CHECK_MISSING,
-            )
-        newest = checks[0]
-        result.national_check_id = newest.pk
-        result.national_checked_on = newest.checked_on
-        result.national_expires_on = newest.expires_on
-        national = {}
-        # Oldest first, so that a newer check's answer overwrites an older one's.
-        for check in reversed(checks):
-            national.update(
-                NationalOptOutEntry.objects.filter(check_run=check).values_list(
-                    "patient__nhs_index", "opted_out"
-                )
-            )
-    type1: set[str] = set()
-    if programme.type1_opt_out_applies:
-        type1 = type1_current_dissent_indexes(programme_practice_ids(programme))
-    return OptOutRegister(result, type1, national)
-
-
-def opt_out_register_check(
-    *,
-    data_flow: DataFlow,
-    nhs_numbers: Sequence[object],
-    practice_ids: Sequence[int] | None = None,
-) -> RegisterResult:
-    """Return which of these patients' data may not flow on this data flow, and why.
-
-    With practice_ids (permissions.register_practice_ids_for), only patients registered
-    at those practices are answered truly; every other number as an unknown one.
-    """
-    register = opt_out_register_for(data_flow=data_flow)
-    numbers = normalise_many(nhs_numbers)
-    distinct = set(numbers)
-    if practice_ids is None:
-        reasons_of = register.reasons(distinct)
-    else:
-        index_of = blind_indexer()
-        indexes = {number: index_of(number) for number in distinct}
-        reasons_of = register.reasons(distinct, indexes=indexes)
-        reasons_of = register.reasons_as_seen_by(reasons_of, indexes, practice_ids)
-    result = register.result
-    result.excluded = sorted(reasons_of.items())
-    result.allowed = sum(1 for n in numbers if n not in reasons_of)
-    return result

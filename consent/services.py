@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from consent import mesh, selectors
+from consent import mesh, register, selectors
 from consent.bulk import db_date, db_datetime, insert_rows
 from consent.files import (
     LineError,
@@ -46,7 +47,6 @@ from consent.models import (
     Type1Import,
     Type1Request,
 )
-from consent.numbers import normalise_fast
 from consent.register_quota import (
     RegisterQuotaExceeded,
     register_quota_give_back,
@@ -56,9 +56,10 @@ from governance.models import DataFlow, Programme, User
 from phm_portal.audit import audit_log
 from phm_portal.errors import InvalidInput, NotAllowedNow
 from phm_portal.lib.crypto import blind_indexer, encrypt_field, field_encryptor
-from phm_portal.lib.nhs_number import InvalidNHSNumber, normalise
+from phm_portal.lib.nhs_number import InvalidNHSNumber, normalise, normalise_fast
 
 BATCH = 5000
+log = logging.getLogger(__name__)
 
 
 def _chunks(items: Sequence, size: int = BATCH) -> Iterable[Sequence]:
@@ -893,6 +894,9 @@ def national_check_complete(
             entries.filter(pk__in=chunk).update(opted_out=False)
         mesh_message_record(received, check=check, kind=MeshInboxMessage.Kind.REPLY)
         check.refresh_from_db()
+        # Compiled once, now, for every job to come (the register compiles it on first
+        # need if this does not run).
+        transaction.on_commit(lambda: _national_results_compile(check))
         audit_log(
             actor=actor,
             action="national_opt_out.check_completed",
@@ -909,6 +913,13 @@ def national_check_complete(
             },
         )
     return check
+
+
+def _national_results_compile(check: NationalOptOutCheck) -> None:
+    try:
+        register.national_check_results(check=check)
+    except Exception:  # the register compiles it when it is first needed
+        log.exception("The results of national check %s were not compiled", check.pk)
 
 
 def national_check_import(
@@ -968,6 +979,7 @@ def national_checks_purge_expired(*, today: dt.date | None = None) -> list[int]:
             if not claimed:
                 continue
             deleted, _ = NationalOptOutEntry.objects.filter(check_run_id=check.pk).delete()
+            register.national_check_results_delete(check_ids=[check.pk])
             check.refresh_from_db()
             audit_log(
                 actor=None,
@@ -990,13 +1002,13 @@ def opt_out_register_query(
     data_flow: DataFlow,
     nhs_numbers: Sequence[object],
     practice_ids: Sequence[int] | None,
-) -> selectors.RegisterResult:
+) -> register.RegisterResult:
     """Answer a person's question to the register for a flow, within their hourly quota.
 
     1. Validate the numbers (400 naming the bad items): a typo costs no quota.
     2. Count them against the person's hourly quota; over it, audit the refusal and
        raise RegisterQuotaExceeded (429) before anything is looked up.
-    3. Answer (selectors.opt_out_register_check) for the patients of practice_ids only
+    3. Answer (register.opt_out_register_check) for the patients of practice_ids only
        (permissions.register_practice_ids_for; None: every patient); a refusal of the
        flow (409) gives the numbers back.
     4. Audit the question with counts only.
@@ -1018,7 +1030,7 @@ def opt_out_register_query(
         )
         raise
     try:
-        result = selectors.opt_out_register_check(
+        result = register.opt_out_register_check(
             data_flow=data_flow, nhs_numbers=numbers, practice_ids=practice_ids
         )
     except NotAllowedNow:

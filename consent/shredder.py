@@ -1,7 +1,8 @@
 """What the consent app holds of a programme, and how it is destroyed (phm_portal.shredders).
 
 - The results of the programme's national data opt-out checks (one row per submitted
-  patient): deleted; each check's row stays with its dates and counts, marked purged.
+  patient, and their compiled, sealed file): deleted; each check's row stays with its
+  dates and counts, marked purged.
 - The cohort entries that only the programme's extracts taught the portal (a patient
   at a practice, RegistrationFromExtract): deleted, and every patient the portal then
   knows from nowhere (no practice, no Type 1 event, no check) with its encrypted number
@@ -22,6 +23,7 @@ from consent.models import (
     RegistrationFromExtract,
     Type1Event,
 )
+from consent.register import national_check_results_delete, national_check_results_exist
 from governance.models import Programme
 from phm_portal.shredders import Renew, Shredder
 
@@ -84,6 +86,9 @@ def manifest(programme: Programme, renew: Renew) -> dict:
 def delete_rows(programme: Programme, part: dict) -> dict:
     """Delete the checks' results and the cohort entries only the extracts taught."""
     results, _ = NationalOptOutEntry.objects.filter(check_run__programme=programme).delete()
+    compiled = national_check_results_delete(
+        check_ids=_checks(programme).values_list("pk", flat=True)
+    )
     purged = (
         _checks(programme)
         .exclude(status=NationalOptOutCheck.Status.PURGED)
@@ -95,6 +100,7 @@ def delete_rows(programme: Programme, part: dict) -> dict:
     patients, _ = _known_from_nowhere().delete()
     return {
         "national_check_results_deleted": results,
+        "compiled_national_results_deleted": compiled,
         "national_checks_marked_purged": purged,
         "cohort_sources_deleted": sources,
         "cohort_entries_deleted": entries,
@@ -112,7 +118,10 @@ def verify(programme: Programme, part: dict) -> list[dict]:
             "check": "no national data opt-out result of the programme remains",
             "passed": not NationalOptOutEntry.objects.filter(
                 check_run__programme=programme
-            ).exists(),
+            ).exists()
+            and not national_check_results_exist(
+                check_ids=_checks(programme).values_list("pk", flat=True)
+            ),
         },
         {
             "check": "no cohort entry learned from the programme's extracts remains",

@@ -11,9 +11,9 @@ class DatasetsConfig(AppConfig):
 
 def native_hmac_built(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     """Warn where the jobs' C HMAC is not built: the codes are the same, the jobs slower."""
-    from datasets import pipeline
+    from datasets.pipeline import hashing
 
-    if pipeline.NATIVE_HMAC:
+    if hashing.NATIVE_HMAC:
         return []
     return [
         checks.Warning(

@@ -62,6 +62,7 @@ def upload_hold(*, upload: EncryptedUpload, user_id: int) -> HeldUpload:
         "sha256": upload.sha256,
         "size": upload.size,
         "segments": upload.segments,
+        "record_starts": upload.record_starts,
         "field_name": upload.field_name,
         "extra": upload.extra,
         "user": user_id,
@@ -133,6 +134,7 @@ def upload_take(*, hold_id: str, user_id: int) -> EncryptedUpload | None:
         field_name=record["field_name"],
         extra=record["extra"],
         segments=record["segments"],
+        record_starts=record.get("record_starts", []),  # held before they were kept
     )
     upload.head = _head(upload)
     return upload

@@ -51,8 +51,15 @@ class Dataset(models.Model):
     segments = models.JSONField(
         default=list,
         blank=True,
-        help_text="The encrypted segments: ciphertext offset and length, and where each "
-        "starts in the CSV (newlines before it, record boundary, quote parity).",
+        help_text="The encrypted segments: ciphertext offset and length, and the plaintext "
+        "offset where each starts.",
+    )
+    record_starts = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Where records start, decided once at upload (datasets.pipeline.framing): "
+        "[plaintext offset, newlines before it], a few thousand at most; empty for an extract "
+        "stored before they were kept, until its first job finds them.",
     )
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.STORED)
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import bisect
-import csv
 import datetime as dt
-import io
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 from django.core.files import File
@@ -19,8 +19,17 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from datasets import pipeline, selectors
+from datasets import reidentification, selectors
 from datasets.models import Dataset, Job, JobChunk, ProgrammeKey
+from datasets.pipeline import framing, orchestration
+from datasets.pipeline.mapping import Mapping, MissingColumn, read_header
+from datasets.pipeline.number_table import NumberTable
+from datasets.pipeline.report import (
+    MAX_INVALID_REPORTED,
+    ExtractError,
+    JobCancelled,
+    no_rows_excluded,
+)
 from datasets.uploads import EncryptedUpload
 from governance.models import DataFlow, Organisation, Programme, User
 from phm_portal.audit import audit_log
@@ -58,6 +67,13 @@ def programme_key(*, programme: Programme) -> bytes:
 _PROGRAMME_KEY_PURPOSE = b"phm-portal programme key v1"
 
 
+def _suspension_words(flow: DataFlow) -> str:
+    """Return why a suspended flow stopped (the lapse the assurance watch found), or nothing."""
+    if flow.status == DataFlow.Status.SUSPENDED and flow.suspension_reason:
+        return f" {flow.suspension_reason}"
+    return ""
+
+
 def _wrap(secret: bytes) -> bytes:
     return envelope.wrap_secret(settings.KEY_ENCRYPTION_KEY, secret, _PROGRAMME_KEY_PURPOSE)
 
@@ -67,13 +83,6 @@ def _unwrap(wrapped: bytes) -> bytes:
 
 
 # --- uploads -----------------------------------------------------------------------
-def _suspension_words(flow: DataFlow) -> str:
-    """Return why a suspended flow stopped (the lapse the assurance watch found), or nothing."""
-    if flow.status == DataFlow.Status.SUSPENDED and flow.suspension_reason:
-        return f" {flow.suspension_reason}"
-    return ""
-
-
 def dataset_upload(
     *,
     actor: User,
@@ -92,6 +101,7 @@ def dataset_upload(
         if not data_flow.is_approved:
             raise NotAllowedNow(
                 f"Data may move only on an approved flow; this one is {data_flow.get_status_display().lower()}."
+                + _suspension_words(data_flow)
             )
         if not data_flow.programme.is_open:
             raise NotAllowedNow(
@@ -101,10 +111,9 @@ def dataset_upload(
             raise InvalidInput("The file is empty.", field="file")
         problem = upload_checks.kind_problem(upload.head)
         if problem is not None:
-                + _suspension_words(data_flow)
             raise InvalidInput(problem, field="file")
         try:
-            header = pipeline.read_header(upload.head.split(b"\n", 1)[0] + b"\n")
+            header = read_header(upload.head.split(b"\n", 1)[0] + b"\n")
         except UnicodeDecodeError:
             raise InvalidInput(
                 "The file is not UTF-8 text (a CSV extract is expected).", field="file"
@@ -114,9 +123,9 @@ def dataset_upload(
         if b"\n" not in upload.head and upload.size > len(upload.head):
             raise InvalidInput("Line 1: the header line is longer than 64 KiB.", field="file")
         try:
-            parsed = pipeline.Mapping.from_json(mapping)
+            parsed = Mapping.from_json(mapping)
             parsed.check_columns(header)
-        except pipeline.MissingColumn as exc:
+        except MissingColumn as exc:
             raise InvalidInput(
                 f"{exc} The file's columns are: {', '.join(exc.header)}.",
                 field="mapping",
@@ -145,6 +154,7 @@ def dataset_upload(
         file=stored,
         wrapped_key=upload.wrapped_key,
         segments=upload.segments,
+        record_starts=upload.record_starts,
     )
     try:
         with transaction.atomic():
@@ -200,13 +210,13 @@ def dataset_note_patients(*, dataset_id) -> int:
         o.ods_code.upper(): o
         for o in Organisation.objects.filter(pk__in=programme_practice_ids(programme))
     }
-    plain, _ = _open_dataset_at(dataset, 0, dataset.bytes)
+    plain, _ = _open_dataset_at(dataset, 0)
     try:
         with plain:
-            found = pipeline.patients_by_practice(
-                plain, header=dataset.columns, mapping=pipeline.Mapping.from_json(dataset.mapping)
+            found = orchestration.patients_by_practice(
+                plain, header=dataset.columns, mapping=Mapping.from_json(dataset.mapping)
             )
-    except (pipeline.ExtractError, envelope.DecryptionFailed) as exc:
+    except (ExtractError, envelope.DecryptionFailed) as exc:
         # The job on this extract will say so in plain words; nobody is noted meanwhile.
         log.warning("The patients of extract %s could not be read: %s", dataset.pk, exc)
         return 0
@@ -226,11 +236,10 @@ def dataset_note_patients(*, dataset_id) -> int:
     return noted
 
 
-def _open_dataset_at(dataset: Dataset, position: int, end: int) -> tuple[io.RawIOBase, dict]:
+def _open_dataset_at(dataset: Dataset, position: int) -> tuple[BinaryIO, int]:
     """Open the plaintext of an extract at the start of the segment holding `position`.
 
-    Return the stream and where it starts in the CSV (RangeReader's keyword arguments),
-    with the quote parity at the start of the segment holding `end`.
+    Return the stream and the plaintext offset where it starts.
     """
     if dataset.status == Dataset.Status.DESTROYED:
         raise NotAllowedNow("This extract was destroyed with its programme's data.")
@@ -238,11 +247,9 @@ def _open_dataset_at(dataset: Dataset, position: int, end: int) -> tuple[io.RawI
     source = default_storage.open(dataset.file, "rb")
     segments = dataset.segments
     if not segments:  # one stream: read from the start
-        return envelope.decrypting_reader(key, source, dataset.associated_data), {}
+        return envelope.decrypting_reader(key, source, dataset.associated_data), 0
     starts = [s["start"] for s in segments]
     first = max(0, bisect.bisect_right(starts, position) - 1)
-    start = segments[first]
-    last = segments[max(0, bisect.bisect_right(starts, end) - 1)]
     reader = envelope.segmented_reader(
         key,
         source,
@@ -250,13 +257,24 @@ def _open_dataset_at(dataset: Dataset, position: int, end: int) -> tuple[io.RawI
         [(s["offset"], s["length"]) for s in segments],
         first,
     )
-    return reader, {
-        "offset": start["start"],
-        "newlines": start["newlines"],
-        "quotes_odd": start["quotes_odd"],
-        "at_boundary": start["boundary"],
-        "parity_known_at": (last["start"], last["quotes_odd"]),
-    }
+    return reader, starts[first]
+
+
+def _record_starts(dataset: Dataset) -> list[list[int]]:
+    """Return where the extract's records start (kept at upload).
+
+    An extract stored before they were kept has them found now, once, by the same rule.
+    """
+    if not dataset.record_starts:
+        try:
+            plain, _ = _open_dataset_at(dataset, 0)
+            with plain:
+                starts = framing.record_starts(plain)
+        except envelope.DecryptionFailed:
+            return [[0, 0]]  # one chunk, whose job then says the file cannot be read
+        Dataset.objects.filter(pk=dataset.pk).update(record_starts=starts)
+        dataset.record_starts = starts
+    return dataset.record_starts
 
 
 # --- jobs ---------------------------------------------------------------------------
@@ -272,6 +290,7 @@ def dataset_pseudonymise(*, actor: User, dataset: Dataset) -> Job:
     if not flow.is_approved:
         raise NotAllowedNow(
             f"The flow is {flow.get_status_display().lower()}: no data moves on it now."
+            + _suspension_words(flow)
         )
     if dataset.status == Dataset.Status.DESTROYED:
         raise NotAllowedNow("This extract was destroyed with its programme's data.")
@@ -283,27 +302,23 @@ def dataset_pseudonymise(*, actor: User, dataset: Dataset) -> Job:
         )
     _register_for(flow)  # refuses now (409) if, say, the national opt-out check has expired
     chunk_bytes = max(1, settings.PHM_JOB_CHUNK_BYTES)
-    parts = max(1, -(-dataset.bytes // chunk_bytes))
+    ranges = framing.record_ranges(
+        _record_starts(dataset), dataset.bytes, -(-dataset.bytes // chunk_bytes)
+    )
     try:
         with transaction.atomic():
             job = Job.objects.create(
                 dataset=dataset, requested_by=actor, reference_date=dataset.uploaded_at.date()
             )
             JobChunk.objects.bulk_create(
-            + _suspension_words(flow)
-                JobChunk(
-                    job=job,
-                    index=i,
-                    start=dataset.bytes * i // parts,
-                    end=dataset.bytes * (i + 1) // parts,
-                )
-                for i in range(parts)
+                JobChunk(job=job, index=i, start=start, end=end)
+                for i, (start, end, _) in enumerate(ranges)
             )
             audit_log(
                 actor=actor,
                 action="job.queued",
                 obj=dataset,
-                details={"job": str(job.id), "chunks": parts},
+                details={"job": str(job.id), "chunks": len(ranges)},
             )
             transaction.on_commit(lambda: _send_start(job.pk))
     except IntegrityError:  # two clicks at once: the other made the active job
@@ -565,12 +580,12 @@ def job_chunk_run(*, chunk_id: int) -> None:
         return
     try:
         report, parts = _run_range(chunk, attempt, lease)
-    except pipeline.JobCancelled:
+    except JobCancelled:
         _chunk_stop(chunk, attempt, JobChunk.Status.CANCELLED)
         return
     except _LostLease:
         return
-    except (pipeline.ExtractError, envelope.DecryptionFailed, NotAllowedNow) as exc:
+    except (ExtractError, envelope.DecryptionFailed, NotAllowedNow) as exc:
         _chunk_fail(chunk, attempt, str(exc))
         return
     except Exception:
@@ -592,7 +607,11 @@ def job_chunk_run(*, chunk_id: int) -> None:
             **parts,
         )
     if not won:
-        for name in (parts["output_file"], parts["vault_file"]):
+        for name in (
+            parts["output_file"],
+            parts["vault_file"],
+            reidentification.index_name(chunk.job_id, chunk.index),
+        ):
             default_storage.delete(name)
 
 
@@ -628,24 +647,31 @@ def _run_range(chunk: JobChunk, attempt: int, lease: dt.timedelta) -> tuple[dict
         if not alive:
             raise _LostLease
         if Job.objects.filter(pk=job.pk, cancel_requested=True).exists():
-            raise pipeline.JobCancelled
+            raise JobCancelled
 
-    plain, where = _open_dataset_at(dataset, chunk.start, chunk.end)
+    plain, offset = _open_dataset_at(dataset, chunk.start)
     try:
         with (
             plain,
             open(out_path, "wb") as out_file,
             open(vault_path, "wb") as vault_file,
         ):
-            ranged = pipeline.RangeReader(plain, chunk.start, chunk.end, **where)
+            ranged = framing.RangeReader(
+                plain,
+                chunk.start,
+                chunk.end,
+                offset=offset,
+                first_line=framing.line_at(_record_starts(dataset), chunk.start),
+            )
             sink = envelope.encrypting_writer(output_key, out_file, chunk.associated_data)
             vault = envelope.encrypting_writer(vault_key, vault_file, chunk.vault_associated_data)
-            report = pipeline.pseudonymise(
+            index = reidentification.IndexBuilder()
+            report = orchestration.pseudonymise(
                 ranged,
                 sink,
                 vault,
                 header=dataset.columns,
-                mapping=pipeline.Mapping.from_json(dataset.mapping),
+                mapping=Mapping.from_json(dataset.mapping),
                 key=table.key,
                 exclusions=table.exclusions,
                 table=table,
@@ -654,6 +680,7 @@ def _run_range(chunk: JobChunk, attempt: int, lease: dt.timedelta) -> tuple[dict
                 has_header=chunk.index == 0,
                 first_line=ranged.first_line,
                 write_header=chunk.index == 0,
+                vault_rows=index.add,
             )
             sink.close()
             vault.close()
@@ -662,6 +689,7 @@ def _run_range(chunk: JobChunk, attempt: int, lease: dt.timedelta) -> tuple[dict
         vault_name = _replace_in_storage(
             f"jobs/{job.pk}/vault-{chunk.index:05d}.csv.enc", vault_path
         )
+        _index_store(job.pk, chunk.index, index)
     finally:
         out_path.unlink(missing_ok=True)
         vault_path.unlink(missing_ok=True)
@@ -671,6 +699,7 @@ def _run_range(chunk: JobChunk, attempt: int, lease: dt.timedelta) -> tuple[dict
             "rows_out": report.rows_out,
             "excluded": report.excluded,
             "invalid_rows": report.invalid_rows,
+            "vault_rows": index.rows,
         },
         {
             "output_file": output_name,
@@ -687,15 +716,16 @@ def _run_range(chunk: JobChunk, attempt: int, lease: dt.timedelta) -> tuple[dict
 _tables: dict = {}
 
 
-def _number_table(job: Job, flow: DataFlow) -> pipeline.NumberTable:
+def _number_table(job: Job, flow: DataFlow) -> NumberTable:
     if not flow.is_approved:
         raise NotAllowedNow(
             f"The flow is {flow.get_status_display().lower()}: no data moves on it now."
+            + _suspension_words(flow)
         )
     table = _tables.get(job.pk)
     if table is None:
         _tables.clear()
-        table = pipeline.NumberTable(programme_key(programme=flow.programme), _register_for(flow))
+        table = NumberTable(programme_key(programme=flow.programme), _register_for(flow))
         _tables[job.pk] = table
     return table
 
@@ -719,12 +749,12 @@ def _register_for(flow: DataFlow):
     """Return the function that says which NHS numbers may not flow on this flow, and why.
 
     The register is loaded once (409 if, say, the national check has expired); the
-    pipeline then asks it about each batch of new, already validated numbers.
-            + _suspension_words(flow)
+    pipeline then asks it about each batch of new, already validated numbers, as
+    integers, with vectorised look-ups (`exclusion_masks`).
     """
-    from consent.selectors import opt_out_register_for
+    from consent.register import opt_out_register_for
 
-    return opt_out_register_for(data_flow=flow).reasons_by_number
+    return opt_out_register_for(data_flow=flow)
 
 
 def _chunk_stop(chunk: JobChunk, attempt: int, status: str) -> None:
@@ -782,7 +812,7 @@ def job_finish(*, job_id) -> Job:
             )
             _delete_temporary(job.pk)
     elif statuses == {JobChunk.Status.DONE}:
-        excluded = {"type1": 0, "national": 0, "invalid": 0}
+        excluded = no_rows_excluded()
         invalid: list[dict] = []
         for c in chunks:
             for reason, n in c.report["excluded"].items():
@@ -795,7 +825,7 @@ def job_finish(*, job_id) -> Job:
                 rows_in=sum(c.report["rows_in"] for c in chunks),
                 rows_out=sum(c.report["rows_out"] for c in chunks),
                 excluded=excluded,
-                invalid_rows=invalid[: pipeline.MAX_INVALID_REPORTED],
+                invalid_rows=invalid[:MAX_INVALID_REPORTED],
                 finished_at=now,
             )
             if published:
@@ -865,16 +895,18 @@ def reidentify(
     chunks = JobChunk.objects.filter(
         job__dataset__data_flow__programme=programme, job__status=Job.Status.SUCCEEDED
     ).exclude(vault_file="")
-    for chunk in chunks:
-        key = envelope.unwrap(settings.KEY_ENCRYPTION_KEY, bytes(chunk.vault_key))
-        with default_storage.open(chunk.vault_file, "rb") as encrypted:
-            text = io.TextIOWrapper(
-                envelope.decrypting_reader(key, encrypted, chunk.vault_associated_data),
-                encoding="utf-8",
+    for chunk in chunks.order_by("job__created_at", "index"):
+        name = _index_of(chunk)
+        with default_storage.open(name, "rb") as f:
+            found.update(
+                reidentification.look_up(
+                    settings.KEY_ENCRYPTION_KEY,
+                    f,
+                    reidentification.index_associated_data(chunk.job_id, chunk.index),
+                    wanted,
+                    practice.ods_code,
+                )
             )
-            for row in csv.DictReader(text):
-                if row["practice"] == practice.ods_code and row["pseudonym"] in wanted:
-                    found[row["pseudonym"]] = row["nhs_number"]
     ordered = list(
         dict.fromkeys(c.strip().lower() for c in codes if isinstance(c, str) and c.strip())
     )
@@ -891,6 +923,41 @@ def reidentify(
         },
     )
     return results, not_found
+
+
+def _index_store(job_id, chunk_index: int, index: reidentification.IndexBuilder) -> str:
+    """Seal a part's re-identification index into a temporary file, then into storage."""
+    handle, name = tempfile.mkstemp(
+        dir=settings.FILE_UPLOAD_TEMP_DIR, prefix=f"{job_id}-{chunk_index}-index-", suffix=".enc"
+    )
+    path = Path(name)
+    try:
+        with os.fdopen(handle, "wb") as sink:
+            index.write(
+                settings.KEY_ENCRYPTION_KEY,
+                sink,
+                reidentification.index_associated_data(job_id, chunk_index),
+            )
+        return _replace_in_storage(reidentification.index_name(job_id, chunk_index), path)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _index_of(chunk: JobChunk) -> str:
+    """Return the storage name of a part's re-identification index, building it if missing.
+
+    Every part since the index exists has one, written by its chunk; a part of an older
+    job gets its own the first time it is needed, from its vault (read whole, once).
+    """
+    name = reidentification.index_name(chunk.job_id, chunk.index)
+    if default_storage.exists(name):
+        return name
+    index = reidentification.IndexBuilder()
+    key = envelope.unwrap(settings.KEY_ENCRYPTION_KEY, bytes(chunk.vault_key))
+    with default_storage.open(chunk.vault_file, "rb") as encrypted:
+        plain = envelope.decrypting_reader(key, encrypted, chunk.vault_associated_data)
+        index.add_csv(plain)
+    return _index_store(chunk.job_id, chunk.index, index)
 
 
 def mapping_from_request(raw: object) -> object:

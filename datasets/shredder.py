@@ -1,7 +1,7 @@
 """What the datasets app holds of a programme, and how it is destroyed (phm_portal.shredders).
 
-Extracts, pseudonymised output parts and re-identification vault parts (files, each
-under its own wrapped data key), ciphertext a stopped worker left in the temporary
+Extracts, pseudonymised output parts, re-identification vault parts and their indexes
+(files, each under its own wrapped data key), ciphertext a stopped worker left in the temporary
 folder, and the programme's pseudonymisation key. Destroyed by cryptographic erase
 (every key), then deletion of the files and of the rows naming them; extract and job
 rows stay as tombstones (name, size, counts, status destroyed).
@@ -15,12 +15,13 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 
+from datasets import reidentification
 from datasets.models import Dataset, Job, JobChunk, ProgrammeKey
 from governance.models import Programme
 from phm_portal.errors import NotAllowedNow
 from phm_portal.shredders import Renew, Shredder
 
-FILE_KINDS = ("extracts", "outputs", "vault_parts")
+FILE_KINDS = ("extracts", "outputs", "vault_parts", "reidentification_indexes")
 
 
 def key_id(wrapped: bytes | memoryview | None) -> str:
@@ -60,7 +61,7 @@ def _of(programme: Programme):
 
 def manifest(programme: Programme, renew: Renew) -> dict:
     """Return every file, key and temporary file of the programme, with sizes and hashes."""
-    extracts, outputs, vaults, data_keys = [], [], [], []
+    extracts, outputs, vaults, indexes, data_keys = [], [], [], [], []
     datasets, chunks = _of(programme)
     for dataset in datasets.order_by("uploaded_at", "id"):
         entry = {
@@ -87,6 +88,12 @@ def manifest(programme: Programme, renew: Renew) -> dict:
                 entry["data_key"] = key_id(wrapped)
                 data_keys.append({"id": entry["data_key"], "protects": f"{kind} {entry['id']}"})
             into.append(entry)
+        if chunk.vault_file:
+            # Sealed with its own data key, wrapped by the KEK inside the file: deleted.
+            name = reidentification.index_name(chunk.job_id, chunk.index)
+            facts = _file_facts(name, renew)
+            if facts["present"]:
+                indexes.append({"id": f"{chunk.job_id}:{chunk.index}", **facts})
     job_ids = [
         str(pk)
         for pk in Job.objects.filter(dataset__data_flow__programme=programme).values_list(
@@ -109,6 +116,8 @@ def manifest(programme: Programme, renew: Renew) -> dict:
         "output_bytes": total(outputs),
         "vault_parts": len(vaults),
         "vault_bytes": total(vaults),
+        "reidentification_indexes": len(indexes),
+        "reidentification_index_bytes": total(indexes),
         "temporary_files": len(temporary),
         "data_keys": len(data_keys),
         "programme_keys": len(programme_keys),
@@ -117,6 +126,7 @@ def manifest(programme: Programme, renew: Renew) -> dict:
         "extracts": extracts,
         "outputs": outputs,
         "vault_parts": vaults,
+        "reidentification_indexes": indexes,
         "temporary_files": temporary,
         "data_keys": data_keys,
         "programme_keys": programme_keys,
@@ -129,6 +139,8 @@ def manifest(programme: Programme, renew: Renew) -> dict:
              "bytes": totals["output_bytes"]},
             {"label": "Re-identification vault parts", "count": len(vaults),
              "bytes": totals["vault_bytes"]},
+            {"label": "Re-identification indexes (one per vault part)", "count": len(indexes),
+             "bytes": totals["reidentification_index_bytes"]},
             {"label": "Temporary files left by stopped workers", "count": len(temporary)},
             {"label": "Data keys (one per file, wrapped)", "count": len(data_keys)},
             {"label": "Programme pseudonymisation keys", "count": len(programme_keys)},
@@ -159,7 +171,8 @@ def erase_keys(programme: Programme, part: dict) -> dict:
 
 
 def _names(part: dict) -> list[str]:
-    return [e["file"] for kind in FILE_KINDS for e in part[kind] if e.get("file")]
+    # A manifest written before indexes existed has none.
+    return [e["file"] for kind in FILE_KINDS for e in part.get(kind, []) if e.get("file")]
 
 
 def delete_files(programme: Programme, part: dict, renew: Renew) -> dict:
@@ -180,7 +193,7 @@ def delete_files(programme: Programme, part: dict, renew: Renew) -> dict:
         temporary += 1
     return {
         "files": len(names),
-        "bytes": sum(e.get("bytes") or 0 for kind in FILE_KINDS for e in part[kind]),
+        "bytes": sum(e.get("bytes") or 0 for kind in FILE_KINDS for e in part.get(kind, [])),
         "deleted_by_this_attempt": deleted,
         "already_gone": already_gone,
         "temporary_files_deleted": temporary,

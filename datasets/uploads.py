@@ -15,6 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 
+from datasets.pipeline.framing import RecordStarts
 from phm_portal.lib import envelope
 
 HEAD_BYTES = 64 * 1024
@@ -37,10 +38,10 @@ class EncryptedUpload:
     too_large: bool = False
     field_name: str = "file"
     extra: dict = field(default_factory=dict)
-    # Per segment: ciphertext offset and length, and where its plaintext starts in the CSV:
-    # its byte offset, the newlines before it, whether it starts at a record boundary
-    # (after a newline outside quotes) and the quote parity, so a job's chunk can begin there.
+    # Per segment: ciphertext offset and length, and the plaintext offset where it starts.
     segments: list[dict] = field(default_factory=list)
+    # Where records start, decided once here (datasets.pipeline.framing.RecordStarts).
+    record_starts: list[list[int]] = field(default_factory=list)
 
     def discard(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -91,10 +92,7 @@ class EncryptingUploadHandler(FileUploadHandler):
             key, self._file, dataset_associated_data(dataset_id), self.segment_bytes
         )
         self._hash = hashlib.sha256()
-        self._newlines = 0
-        self._quotes = 0
-        self._last = b"\n"
-        self._starts: list[dict] = []
+        self._records = RecordStarts()
 
     def receive_data_chunk(self, raw_data, start):
         upload = self.upload
@@ -107,38 +105,18 @@ class EncryptingUploadHandler(FileUploadHandler):
         if len(upload.head) < HEAD_BYTES:
             upload.head += raw_data[: HEAD_BYTES - len(upload.head)]
         self._hash.update(raw_data)
-        self._note_segment_starts(upload.size - len(raw_data), raw_data)
+        self._records.feed(raw_data)
         self._writer.write(raw_data)
         return None
-
-    def _note_segment_starts(self, offset: int, data: bytes) -> None:
-        """Count newlines and quote marks, noting their totals where each segment starts."""
-        view = memoryview(data)
-        while view:
-            if offset % self.segment_bytes == 0:
-                self._starts.append(
-                    {
-                        "start": offset,
-                        "newlines": self._newlines,
-                        "boundary": self._last == b"\n" and self._quotes % 2 == 0,
-                        "quotes_odd": self._quotes % 2 == 1,
-                    }
-                )
-            take = min(len(view), self.segment_bytes - offset % self.segment_bytes)
-            piece = bytes(view[:take])
-            self._newlines += piece.count(b"\n")
-            self._quotes += piece.count(b'"')
-            self._last = piece[-1:]
-            view = view[take:]
-            offset += take
 
     def file_complete(self, file_size):
         segments = self._close()
         self.upload.sha256 = self._hash.hexdigest()
         self.upload.segments = [
-            {"offset": offset, "length": length, **start}
-            for (offset, length), start in zip(segments, self._starts, strict=True)
+            {"offset": offset, "length": length, "start": i * self.segment_bytes}
+            for i, (offset, length) in enumerate(segments)
         ]
+        self.upload.record_starts = self._records.starts()
         return self.upload
 
     def upload_interrupted(self):

@@ -322,7 +322,7 @@ def dataset_pseudonymise(request: HttpRequest, dataset_id) -> HttpResponse:
 def _refusal_message(user: User, exc: DomainError, programme: Programme) -> str:
     """Return the refusal's words; with no national check, a link to start one is added."""
     from consent.permissions import NATIONAL_CHECK_CAPABILITY
-    from consent.selectors import NATIONAL_CHECK_MISSING
+    from consent.register import NATIONAL_CHECK_MISSING
 
     if exc.code != NATIONAL_CHECK_MISSING or not user.can(NATIONAL_CHECK_CAPABILITY):
         return exc.message

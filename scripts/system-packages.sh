@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Install the Debian packages the portal needs, or stop naming the command that does.
-#   scripts/system-packages.sh run    what `make run` needs (WeasyPrint's pango and fonts)
-#   scripts/system-packages.sh test   the same, the C compiler and OpenSSL headers that build
-#                                     datasets/native (its tests), and Debian's chromium for
-#                                     the browser tests: no test is skipped for want of one
+#   scripts/system-packages.sh run    what `make run` needs: WeasyPrint's pango and fonts, and
+#                                     the C compiler and OpenSSL 3 headers that build
+#                                     datasets/native (make fails without them)
+#   scripts/system-packages.sh test   the same and Debian's chromium for the browser tests:
+#                                     no test is skipped for want of one
 # As root with apt-get (a fresh machine, CI) it installs what is missing; otherwise it
 # prints the apt-get command to run and exits 1.
 set -euo pipefail
 
-packages=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core)
+packages=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core gcc libssl-dev)
 if [[ "${1:-run}" == "test" ]]; then
-  packages+=(gcc libssl-dev chromium)
+  packages+=(chromium)
 fi
 
 need=()

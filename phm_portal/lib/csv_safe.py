@@ -10,7 +10,7 @@ number and runs nothing, and it must stay a number for whoever analyses the file
 Anything else after the sign ("-2+3", "+A1", "-1e3") is neutralised.
 
 The pseudonymisation pipeline writes its output with Arrow, many rows at a time; its
-vectorised rule (datasets.pipeline._neutralise) takes its characters and its notion of a
+vectorised rule (datasets.pipeline.transforms._neutralise) takes its characters and its notion of a
 plain number from here, and the two are tested to agree on one table of inputs.
 """
 

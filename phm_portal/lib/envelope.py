@@ -280,3 +280,110 @@ def segmented_reader(
 ) -> BinaryIO:
     """Return the plaintext of a segmented file from segment `first` on (`source` seekable)."""
     return io.BufferedReader(_SegmentedReader(key, source, associated_data, segments, first))
+
+
+# --- sealed files: small parts, each read on its own -----------------------------------
+# A compiled opt-out list or a re-identification index: a few parts of packed arrays,
+# written once, read whole or part by part. AES-256-GCM under a fresh data key per file,
+# the data key wrapped under the KEK in the file's head; each part is bound by its
+# associated data to its file, its place and the number of parts (a part moved, cut away
+# or swapped with another file's fails). Deleting the file erases it.
+_SEALED_MAGIC = b"PHMSEAL1"
+_SEALED_WRAP = b"phm-portal sealed file v1"
+
+
+def _sealed_ad(associated_data: bytes, index: int, count: int) -> bytes:
+    return associated_data + f"/part/{index}/of/{count}".encode()
+
+
+class SealedWriter:
+    """Write a sealed file part by part, holding one part at a time.
+
+    The parts' plaintext sizes are known beforehand, so the table of their offsets
+    (AES-GCM adds a nonce and a tag to each) is written first.
+    """
+
+    def __init__(
+        self, kek: bytes, sink: BinaryIO, associated_data: bytes, sizes: list[int]
+    ) -> None:
+        data_key = os.urandom(32)
+        self._aead = AESGCM(data_key)
+        self._sink = sink
+        self._ad = associated_data
+        self._sizes = list(sizes)
+        self._written = 0
+        wrapped = wrap_secret(kek, data_key, _SEALED_WRAP)
+        offsets = [0]
+        for size in self._sizes:
+            offsets.append(offsets[-1] + 12 + size + 16)
+        sink.write(
+            b"".join(
+                (
+                    _SEALED_MAGIC,
+                    len(wrapped).to_bytes(4, "little"),
+                    wrapped,
+                    len(self._sizes).to_bytes(4, "little"),
+                    b"".join(o.to_bytes(8, "little") for o in offsets),
+                )
+            )
+        )
+
+    def write_part(self, part: bytes) -> None:
+        index = self._written
+        if index >= len(self._sizes) or len(part) != self._sizes[index]:
+            raise ValueError("A sealed file's parts must have the sizes announced.")
+        nonce = os.urandom(12)
+        count = len(self._sizes)
+        self._sink.write(
+            nonce + self._aead.encrypt(nonce, part, _sealed_ad(self._ad, index, count))
+        )
+        self._written += 1
+
+    def close(self) -> None:
+        if self._written != len(self._sizes):
+            raise ValueError("A sealed file was closed before all its parts were written.")
+
+
+def seal_parts(kek: bytes, parts: list[bytes], associated_data: bytes) -> bytes:
+    """Return a sealed file of `parts`, each readable without decrypting the others."""
+    out = io.BytesIO()
+    writer = SealedWriter(kek, out, associated_data, [len(p) for p in parts])
+    for part in parts:
+        writer.write_part(part)
+    writer.close()
+    return out.getvalue()
+
+
+class SealedReader:
+    """Read the parts of a sealed file (`source` seekable), one at a time."""
+
+    def __init__(self, kek: bytes, source: BinaryIO, associated_data: bytes) -> None:
+        self._source = source
+        self._ad = associated_data
+        try:
+            if source.read(8) != _SEALED_MAGIC:
+                raise ValueError("not a sealed file")
+            wrapped = source.read(int.from_bytes(source.read(4), "little"))
+            self.count = int.from_bytes(source.read(4), "little")
+            table = source.read(8 * (self.count + 1))
+            self._offsets = [
+                int.from_bytes(table[i : i + 8], "little") for i in range(0, len(table), 8)
+            ]
+            if len(self._offsets) != self.count + 1:
+                raise ValueError("truncated")
+        except ValueError as exc:
+            raise DecryptionFailed("The sealed file is damaged or was changed.") from exc
+        self._body = source.tell()
+        self._aead = AESGCM(unwrap_secret(kek, wrapped, _SEALED_WRAP))
+
+    def part(self, index: int) -> bytes:
+        """Return the plaintext of one part; DecryptionFailed if it does not authenticate."""
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        start, end = self._offsets[index], self._offsets[index + 1]
+        self._source.seek(self._body + start)
+        body = self._source.read(end - start)
+        try:
+            return self._aead.decrypt(body[:12], body[12:], _sealed_ad(self._ad, index, self.count))
+        except Exception as exc:  # cryptography raises InvalidTag
+            raise DecryptionFailed("The sealed file is damaged or was changed.") from exc

@@ -13,7 +13,8 @@ from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from consent import national_exchange, selectors, services, tasks
+from consent import national_exchange, services, tasks
+from consent import register as register_module
 from consent.models import MeshInboxMessage, NationalOptOutCheck, NationalOptOutEntry
 from phm_portal.lib.crypto import blind_index
 from phm_portal.models import AuditEvent
@@ -107,7 +108,7 @@ def test_the_reply_is_imported_then_acknowledged_and_the_register_uses_it(
     )
     assert mesh.inbox(PORTAL_MAILBOX) == []  # acknowledged
     assert MeshInboxMessage.objects.get().acknowledged_at is not None
-    register = selectors.opt_out_register_check(data_flow=flow, nhs_numbers=[a, b, c])
+    register = register_module.opt_out_register_check(data_flow=flow, nhs_numbers=[a, b, c])
     assert register.excluded == [(b, ["national"])]
     assert "Complete" in page_text(client, admin, check)
     # A second round finds nothing new and changes nothing.
@@ -135,7 +136,7 @@ def test_an_error_reply_fails_the_check_with_the_services_words_and_imports_noth
     assert "The national service refused the file" in text
     assert '<q id="service-words">ERROR: The file could not be processed.</q>' in text
     # Never read as "everyone opted out": the older check still answers.
-    register = selectors.opt_out_register_check(data_flow=flow, nhs_numbers=cohort)
+    register = register_module.opt_out_register_check(data_flow=flow, nhs_numbers=cohort)
     assert register.national_check_id == older.pk
     assert register.excluded == [(cohort[2], ["national"])]
 
@@ -379,7 +380,7 @@ def test_a_flow_of_the_programme_is_refused_while_only_a_failed_check_exists(
     from phm_portal.errors import NotAllowedNow
 
     with pytest.raises(NotAllowedNow):
-        selectors.opt_out_register_check(data_flow=flow, nhs_numbers=cohort)
+        register_module.opt_out_register_check(data_flow=flow, nhs_numbers=cohort)
 
 
 def test_a_demo_checks_page_says_it_is_demo_data(admin, client, programme, cohort):

@@ -2,8 +2,7 @@ import random
 
 import pytest
 
-from consent.numbers import normalise_fast
-from phm_portal.lib.nhs_number import InvalidNHSNumber, normalise
+from phm_portal.lib.nhs_number import InvalidNHSNumber, normalise, normalise_fast
 
 
 def outcome(fn, value):

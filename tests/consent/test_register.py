@@ -3,7 +3,7 @@ import datetime as dt
 import pytest
 
 from consent import services
-from consent.selectors import opt_out_register_check
+from consent.register import opt_out_register_check
 from governance.models import DataFlow, Programme
 from governance.permissions import bind
 from phm_portal.errors import InvalidInput, NotAllowedNow
@@ -204,7 +204,7 @@ def test_the_selector_raises_domain_errors_for_the_pseudonymisation_job(flow, nu
 def _by_number(flow, numbers):
     import numpy as np
 
-    from consent.selectors import opt_out_register_for
+    from consent.register import opt_out_register_for
 
     register = opt_out_register_for(data_flow=flow)
     return register.reasons_by_number(np.array(sorted(int(n) for n in numbers), dtype=np.int64))

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from consent import register_quota, selectors
+from consent import register, register_quota
 from consent.register_quota import RegisterQuotaExceeded, register_quota_take
 from governance.models import DataFlow, Programme, User
 from phm_portal.models import AuditEvent
@@ -217,7 +217,7 @@ def test_a_refused_call_is_audited_and_looks_nothing_up(
     def boom(**kwargs):
         raise AssertionError("the register was looked up for a refused call")
 
-    monkeypatch.setattr(selectors, "opt_out_register_for", boom)
+    monkeypatch.setattr(register, "opt_out_register_for", boom)
     assert ask(api, alice, flow, numbers(2)).status_code == 429
     event = AuditEvent.objects.get(action="opt_out_register.quota_exceeded")
     assert event.actor == "alice"

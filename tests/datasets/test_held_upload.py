@@ -41,7 +41,7 @@ def held_folder() -> Path:
 
 
 def stored_text(dataset: Dataset) -> str:
-    plain, _ = services._open_dataset_at(dataset, 0, dataset.bytes)
+    plain, _ = services._open_dataset_at(dataset, 0)
     with plain:
         return plain.read().decode()
 

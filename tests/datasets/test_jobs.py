@@ -9,7 +9,7 @@ import pytest
 
 from datasets import services
 from datasets.models import Job, JobChunk, ProgrammeKey
-from datasets.pipeline import CODE_LENGTH
+from datasets.pipeline.hashing import CODE_LENGTH
 from governance.models import DataFlow
 from phm_portal.models import AuditEvent
 from tests.datasets.conftest import HEADER, MAPPING, csv_file, upload_extract
@@ -150,6 +150,36 @@ def test_chunks_starting_in_any_segment_give_the_same_output_and_lines(
     assert chunked.invalid_rows == whole.invalid_rows
     assert [r["line"] for r in whole.invalid_rows][:2] == [6, 7]
     assert (chunked.rows_in, chunked.rows_out) == (whole.rows_in, whole.rows_out) == (35, 21)
+
+
+def test_the_upload_keeps_where_each_record_starts_and_the_job_cuts_its_chunks_there(
+    dataset, admin, settings
+):
+    text = (HEADER + "\n".join(ROWS) + "\n").encode()
+    lines = [0] + [i + 1 for i, byte in enumerate(text[:-1]) if byte == ord("\n")]
+    assert dataset.record_starts == [[start, n] for n, start in enumerate(lines)]
+    settings.PHM_JOB_CHUNK_BYTES = 60
+    job = services.dataset_pseudonymise(actor=admin, dataset=dataset)
+    chunks = list(job.chunks.order_by("index"))
+    assert [c.start for c in chunks] == sorted({c.start for c in chunks})
+    assert all(c.start in lines for c in chunks) and chunks[-1].end == len(text)
+    assert [c.end for c in chunks[:-1]] == [c.start for c in chunks[1:]]
+
+
+def test_an_extract_stored_before_record_starts_were_kept_has_them_found_by_its_first_job(
+    dataset, admin, settings
+):
+    from datasets.models import Dataset
+
+    kept = dataset.record_starts
+    whole = run_job(services.dataset_pseudonymise(actor=admin, dataset=dataset))
+    Dataset.objects.filter(pk=dataset.pk).update(record_starts=[])
+    dataset.refresh_from_db()
+    settings.PHM_JOB_CHUNK_BYTES = 60
+    chunked = run_job(services.dataset_pseudonymise(actor=admin, dataset=dataset))
+    assert Dataset.objects.get(pk=dataset.pk).record_starts == kept
+    assert chunked.chunks.count() > 2
+    assert b"".join(services.job_output(job=chunked)) == b"".join(services.job_output(job=whole))
 
 
 def test_codes_are_stable_within_a_programme(api, admin, alice, flow, dataset):

@@ -11,17 +11,17 @@ import shutil
 import numpy as np
 import pytest
 
-from datasets.pipeline import (
+from datasets.pipeline.framing import (
     BLOCK_BYTES,
-    CODE_LENGTH,
-    NATIVE_HMAC,
-    ExtractError,
-    Hasher,
-    Mapping,
     RangeReader,
-    pseudonymise,
-    read_header,
+    RecordStarts,
+    record_ranges,
+    record_starts,
 )
+from datasets.pipeline.hashing import CODE_LENGTH, NATIVE_HMAC, Hasher
+from datasets.pipeline.mapping import Mapping, read_header
+from datasets.pipeline.orchestration import pseudonymise
+from datasets.pipeline.report import ExtractError
 from phm_portal.lib.nhs_number import synthetic
 
 KEY = b"k" * 32
@@ -50,12 +50,13 @@ def run(
     block_bytes=BLOCK_BYTES,
 ):
     """Run the pipeline over `data` in `chunks` byte ranges, reading blocks of `block_bytes`;
-    return (output text, the reports of the ranges)."""
+    return (output text, the reports of the ranges). The ranges are cut as a job cuts them,
+    at the record starts found as at upload."""
     out = io.BytesIO()
     reports = []
-    cuts = [len(data) * i // chunks for i in range(chunks)] + [len(data)]
-    for i in range(chunks):
-        reader = RangeReader(io.BytesIO(data), cuts[i], cuts[i + 1], block_bytes=64)
+    ranges = record_ranges(record_starts(io.BytesIO(data)), len(data), chunks)
+    for i, (start, end, first_line) in enumerate(ranges):
+        reader = RangeReader(io.BytesIO(data), start, end, block_bytes=64, first_line=first_line)
         reports.append(
             pseudonymise(
                 reader,
@@ -202,19 +203,34 @@ def test_chunks_give_the_same_output_and_line_numbers_as_one_run(chunks):
     assert sum(r.rows_out for r in reports) == one.rows_out
 
 
-def test_a_range_told_the_quote_parity_near_its_end_reads_the_same_records():
-    """`parity_known_at` spares counting quotes up to a point; the records read are the same."""
+def test_record_starts_fed_in_any_pieces_at_any_granularity_cut_whole_records():
+    """Where records start is decided once (RecordStarts, as the upload streams past); the
+    starts kept are record starts with their line, and ranges cut there read every byte."""
     rng = random.Random(7)
-    notes = ["plain", '"quoted, comma"', '"multi\nline"', '"a ""quote"""']
+    notes = ["plain", '"quoted, comma"', '"multi\nline"', '"a ""quote"""', ""]
     data = "".join(f"{i},{rng.choice(notes)}\n" for i in range(60)).encode()
-    for start, end in [(0, 200), (37, 390), (150, 151), (300, len(data))]:
-        expected = RangeReader(io.BytesIO(data), start, end, block_bytes=16).read()
-        for known in range(0, end + 1, 7):
-            odd = data[:known].count(b'"') % 2 == 1
-            reader = RangeReader(
-                io.BytesIO(data), start, end, block_bytes=16, parity_known_at=(known, odd)
-            )
-            assert reader.read() == expected, (start, end, known)
+    every = record_starts(io.BytesIO(data), max_starts=len(data) + 1)
+    assert len(every) == 60  # one a record
+    for start, newlines in every:
+        assert start == 0 or (
+            data[start - 1 : start] == b"\n" and data[:start].count(b'"') % 2 == 0
+        )
+        assert data.count(b"\n", 0, start) == newlines
+    for max_starts in (2, 5, 16, 4096):
+        for piece in (1, 7, 64, len(data)):
+            finder = RecordStarts(max_starts)
+            for at in range(0, len(data), piece):
+                finder.feed(data[at : at + piece])
+            starts = finder.starts()
+            assert len(starts) <= max_starts and starts[0] == [0, 0]
+            assert all(s in every for s in starts), (max_starts, piece)
+            for parts in (1, 2, 3, 7):
+                ranges = record_ranges(starts, len(data), parts)
+                read = [RangeReader(io.BytesIO(data), a, b).read() for a, b, _ in ranges]
+                assert b"".join(read) == data
+                assert [line for *_, line in ranges] == [
+                    data.count(b"\n", 0, a) + 1 for a, *_ in ranges
+                ]
 
 
 def test_an_unclosed_quote_stops_the_job_naming_the_line():
@@ -311,7 +327,7 @@ def test_the_vault_names_each_patient_once_per_practice_they_were_seen_at():
 
 def test_the_number_table_keeps_one_slot_and_code_per_patient_across_many_blocks():
     """More distinct numbers than the table's small index holds, so its indexes merge."""
-    from datasets.pipeline import NumberTable
+    from datasets.pipeline.number_table import NumberTable
 
     rng = random.Random(6)
     patients = sorted({int(synthetic(rng)) for _ in range(90_000)})
@@ -399,7 +415,8 @@ def test_make_builds_the_c_hmac():
 
 
 def test_a_portal_without_the_c_hmac_says_so_at_check(monkeypatch):
-    from datasets import apps, pipeline
+    from datasets import apps
+    from datasets.pipeline import hashing as pipeline
 
     monkeypatch.setattr(pipeline, "NATIVE_HMAC", False)
     assert [m.id for m in apps.native_hmac_built()] == ["datasets.W001"]

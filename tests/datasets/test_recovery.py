@@ -201,7 +201,7 @@ def test_a_working_chunk_stops_at_its_next_lease_renewal_once_its_job_is_cancell
         progress(100)
         raise AssertionError("the chunk went on after its job was cancelled")
 
-    monkeypatch.setattr(services.pipeline, "pseudonymise", pseudonymise)
+    monkeypatch.setattr(services.orchestration, "pseudonymise", pseudonymise)
     services.job_chunk_run(chunk_id=chunk_id)
     assert JobChunk.objects.get(pk=chunk_id).status == "cancelled"
     assert services.job_finish(job_id=job.pk).status == Job.Status.CANCELLED  # the chord

@@ -186,7 +186,8 @@ def test_the_run_page_labels_evidence_in_words_and_counts_one_job_in_the_singula
     assert "reading the output of the finished job is refused (passed)" in text
     # Evidence given app by app is a line per app, named as the certificate names its part.
     # (PostgreSQL's jsonb keeps its own order of keys: look for each part, not a sequence.)
-    assert "Extracts and pseudonymisation : " in text and "files: 3," in text
+    # Files: the extract, the output part, the vault part and its re-identification index.
+    assert "Extracts and pseudonymisation : " in text and "files: 4," in text
     assert "Opt-outs and cohorts : " in text and "national check results deleted: 0" in text
     assert "{'" not in text  # no mapping printed raw
     assert "each of the 1 finished jobs" not in text

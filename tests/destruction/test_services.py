@@ -65,7 +65,8 @@ def test_a_whole_run_destroys_files_rows_and_keys_and_records_evidence(data, adm
     erased = evidence["erase_keys"].evidence["apps"]["datasets"]
     assert erased["programme_keys_erased"] == [programme_key_id]
     assert len(erased["data_keys_erased"]) == 3
-    assert evidence["delete_files"].evidence["apps"]["datasets"]["files"] == 3
+    # The extract, the output part, the vault part and its re-identification index.
+    assert evidence["delete_files"].evidence["apps"]["datasets"]["files"] == 4
     assert all(c["passed"] for c in evidence["verify"].evidence["checks"])
     assert evidence["certificate"].evidence["serial"] == run.certificate.serial
     # Each step is an audit event; the chain still verifies.
@@ -230,7 +231,7 @@ def test_verification_fails_when_a_file_of_the_manifest_is_still_there(
     )
     run = run_all(services.programme_destroy(actor=admin, programme=data))
     assert run.status == "failed"
-    assert "none of the 3 files of the manifest is in storage" in run.error
+    assert "none of the 4 files of the manifest is in storage" in run.error
     assert steps(run)["certificate"].status == "pending"
     assert not Certificate.objects.exists()
 

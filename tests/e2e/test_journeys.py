@@ -26,7 +26,7 @@ from consent.models import Type1Event
 from consent.selectors import national_check_submission
 from datasets import services as datasets
 from datasets.models import Job
-from datasets.pipeline import CODE_LENGTH
+from datasets.pipeline.hashing import CODE_LENGTH
 from destruction.selectors import certificate_verify
 from governance import services as gov
 from governance.models import DataFlow

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from consent import services
 from consent.models import NationalOptOutCheck, NationalOptOutEntry, Registration, Type1Event
-from consent.selectors import opt_out_register_check
+from consent.register import opt_out_register_check
 from consent.tasks import national_opt_out_checks_purge_expired
 from governance.models import DataFlow, Programme
 from phm_portal.lib.nhs_number import synthetic

@@ -121,5 +121,6 @@ def test_a_worker_killed_mid_chunk_is_replaced_and_the_output_is_as_if_nothing_h
     assert sorted(parts) == sorted(
         [f"part-{i:05d}.csv.enc" for i in range(job.chunks.count())]
         + [f"vault-{i:05d}.csv.enc" for i in range(job.chunks.count())]
+        + [f"reidentify-{i:05d}.idx.enc" for i in range(job.chunks.count())]
     )
     assert not list(Path(settings.FILE_UPLOAD_TEMP_DIR).glob(f"{job.pk}-*"))

@@ -11,7 +11,7 @@ import io
 import pyarrow as pa
 import pytest
 
-from datasets import pipeline
+from datasets.pipeline import transforms as pipeline
 from phm_portal.lib import csv_safe
 
 # (cell, what the file must hold once read back as CSV)

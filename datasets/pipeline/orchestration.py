@@ -1,0 +1,316 @@
+"""Run the pipeline over a byte range: plaintext CSV stream in, coded CSV stream out.
+
+Pure Python (no Django), so that it can be tested and measured on its own. The
+caller decrypts the extract into `source` and encrypts what is written to `sink`;
+no plaintext touches the disk here.
+
+Speed comes from three things:
+1. Blocks end at record boundaries, and the report must name each bad record's
+   line (pyarrow's parser cannot say it when quoted newlines are allowed). Where
+   each line of a block is one record, two vectorised counts say so; otherwise a
+   structural scan (numpy) finds each record's start by quote parity.
+2. pyarrow parses each block into string columns, and pyarrow.compute does the
+   generalisation and filtering column by column.
+3. Each distinct NHS number is validated, looked up in the opt-out register and
+   hashed once per worker and job (HMAC-SHA256, in C where datasets.native is
+   built, else from precomputed inner and outer states in Python).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+from consent.reasons import OptOutReason
+from datasets.pipeline.framing import BLOCK_BYTES, Block, iter_blocks
+from datasets.pipeline.hashing import CODE_LENGTH
+from datasets.pipeline.mapping import GENERALISE_RULES, Mapping
+from datasets.pipeline.number_table import INVALID, NATIONAL, TYPE1, Exclusions, NumberTable
+from datasets.pipeline.report import ExtractError, JobCancelled, Report
+from datasets.pipeline.transforms import (
+    _district,
+    _generalise_date,
+    _neutralise,
+)
+from phm_portal.lib import csv_safe, nhs_number
+from phm_portal.lib.arrow_strings import from_fixed_width
+
+
+def _read_block(
+    block: Block, header: list[str], columns: list[str], on_invalid: Callable | None
+) -> pa.Table:
+    """Parse the named columns of a block's records as strings (`on_invalid`: pyarrow's
+    handler of records with the wrong number of fields)."""
+    if not block.data:
+        return pa.table({c: pa.array([], pa.string()) for c in columns})
+    # One thread: the job's chunks already keep every core busy, one process each.
+    return pcsv.read_csv(
+        pa.py_buffer(block.data),
+        read_options=pcsv.ReadOptions(column_names=header, use_threads=False, block_size=1 << 24),
+        parse_options=pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+        convert_options=pcsv.ConvertOptions(
+            column_types={c: pa.string() for c in columns},
+            include_columns=columns,
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        ),
+    )
+
+
+@dataclass
+class Pseudonymiser:
+    """Transform parsed blocks of one byte range of an extract."""
+
+    header: list[str]
+    mapping: Mapping
+    key: bytes
+    exclusions: Exclusions
+    reference_date: dt.date
+    report: Report = field(default_factory=Report)
+    table: NumberTable | None = None
+
+    def __post_init__(self) -> None:
+        if self.table is None:
+            self.table = NumberTable(self.key, self.exclusions)
+        self._practice_ids: dict[str, int] = {}
+        self._practice_names: list[str] = []
+        # What this chunk's vault already holds: per slot, the practice written for it (-1:
+        # none yet); a patient met at a second practice (rare) is kept in the set.
+        self._vault_practice = np.zeros(0, dtype=np.int64)
+        self._vault_more: set[int] = set()
+        self._kept = [c for c in self.header if c not in self.mapping.drop]
+        self._rules = {g.column: g.rule for g in self.mapping.generalise}
+        self._out_header = self.mapping.output_header(self.header)
+        self._wrote_header = False
+
+    # -- one block ---------------------------------------------------------------
+    def parse(self, block: Block) -> tuple[pa.Table, np.ndarray]:
+        """Parse a block; records with the wrong number of fields go to the report by line."""
+        wrong: list[int] = []
+
+        def count_wrong(row: object) -> str:
+            wrong.append(1)
+            return "skip"
+
+        table = self._read(block, count_wrong)
+        if not wrong and block.lines is None and block.one_record_per_line(table.num_rows):
+            return table, np.arange(block.first_line, block.first_line + table.num_rows)
+        block = block.exact()
+        if wrong:
+            # Rare: find which records were wrong, report them by line, parse the rest.
+            fields = block.field_counts()
+            bad = fields != len(self.header)
+            for i in np.flatnonzero(bad):
+                self.report.rows_in += 1
+                self.report.invalid(
+                    int(block.lines[i]),
+                    f"expected {len(self.header)} columns, found {int(fields[i])}",
+                )
+            block = block.without(bad)
+            table = self._read(block, None)
+        if table.num_rows != len(block.lines):
+            raise ExtractError(
+                f"Lines {int(block.lines[0])}-{int(block.lines[-1])}: the file could not be read "
+                "record by record (a stray quote mark?)."
+            )
+        return table, block.lines
+
+    def _read(self, block: Block, on_invalid: Callable | None) -> pa.Table:
+        # Dropped identifiers are never materialised.
+        return _read_block(block, self.header, self._kept, on_invalid)
+
+    def transform(self, table: pa.Table, lines: np.ndarray) -> tuple[pa.Table, pa.Table | None]:
+        """Return (output rows, new vault rows: pseudonym, practice, nhs_number) of one block.
+
+        First decide which rows go (invalid, opted out), then build the output columns
+        from the rows that stay only.
+        """
+        report = self.report
+        report.rows_in += table.num_rows
+        numbers = self.table
+        slot = numbers.slots(nhs_number.ids(table.column(self.mapping.nhs_number)))
+        known = slot >= 0
+        status = np.where(known, numbers.status[np.maximum(slot, 0)], INVALID)
+
+        problems: list[tuple[np.ndarray, str]] = [(status == INVALID, "invalid NHS number")]
+        generalised: dict[str, pa.Array] = {}
+        for name, rule in self._rules.items():
+            if GENERALISE_RULES[rule] == "date":
+                values, bad = _generalise_date(table.column(name), rule, self.reference_date)
+                problems.append((bad, f"bad date in {name}"))
+                generalised[name] = values
+
+        invalid = np.zeros(table.num_rows, dtype=bool)
+        for mask, message in problems:
+            for i in np.flatnonzero(mask & ~invalid):
+                report.invalid(int(lines[i]), message)
+            invalid |= mask
+        type1 = (status == TYPE1) & ~invalid
+        national = (status == NATIONAL) & ~invalid
+        report.excluded[OptOutReason.TYPE1] += int(type1.sum())
+        report.excluded[OptOutReason.NATIONAL] += int(national.sum())
+        keep = ~(invalid | type1 | national)
+        everyone = bool(keep.all())
+        mask = None if everyone else pa.array(keep)
+        kept_slots = slot if everyone else slot[keep]
+
+        columns: dict[str, pa.Array] = {}
+        for name in self.header:
+            if name == self.mapping.nhs_number:
+                columns["pseudonym"] = from_fixed_width(numbers.codes[kept_slots], CODE_LENGTH)
+            elif name in self.mapping.drop:
+                continue
+            elif name in self._rules:
+                rule = self._rules[name]
+                values = generalised.get(name)
+                if values is None:
+                    values = _district(table.column(name))
+                columns[f"{name}_{rule}"] = values if mask is None else values.filter(mask)
+            else:
+                column = table.column(name)
+                columns[name] = _neutralise(column if mask is None else column.filter(mask))
+        out = pa.table(columns)
+        report.rows_out += out.num_rows
+        practice = table.column(self.mapping.practice)
+        return out, self._new_vault_rows(
+            kept_slots, practice if mask is None else practice.filter(mask)
+        )
+
+    def _new_vault_rows(self, slot: np.ndarray, practice: pa.ChunkedArray) -> pa.Table | None:
+        """Return the (pseudonym, practice, NHS number) pairs this job has not written yet."""
+        if not len(slot):
+            return None
+        encoded = pc.dictionary_encode(practice).combine_chunks()
+        ids = self._practice_ids
+        local = np.array(
+            [ids.setdefault(n, len(ids)) for n in encoded.dictionary.to_pylist()], dtype=np.int64
+        )
+        if len(ids) > len(self._practice_names):
+            self._practice_names = sorted(ids, key=ids.get)
+        practice_of_row = local[encoded.indices.to_numpy(zero_copy_only=False)]
+        if len(self._vault_practice) < self.table.size:
+            grown = np.full(max(self.table.size, 2 * len(self._vault_practice)), -1, np.int64)
+            grown[: len(self._vault_practice)] = self._vault_practice
+            self._vault_practice = grown
+        # Patients written for the first time: their first row's practice.
+        rows = np.flatnonzero(self._vault_practice[slot] < 0)
+        order = np.argsort(slot[rows], kind="stable")
+        ordered = slot[rows][order]
+        first = np.ones(len(ordered), dtype=bool)
+        first[1:] = ordered[1:] != ordered[:-1]
+        new_slots = ordered[first]
+        self._vault_practice[new_slots] = practice_of_row[rows[order[first]]]
+        fresh = new_slots * 65536 + self._vault_practice[new_slots]
+        # Rows at a practice other than the one written for their patient.
+        other = self._vault_practice[slot] != practice_of_row
+        if other.any():
+            pairs = set((slot[other] * 65536 + practice_of_row[other]).tolist())
+            more = sorted(pairs - self._vault_more)
+            self._vault_more.update(more)
+            fresh = np.concatenate((fresh, np.array(more, dtype=np.int64)))
+        if not len(fresh):
+            return None
+        slots, practices = fresh // 65536, fresh % 65536
+        return pa.table(
+            {
+                "pseudonym": from_fixed_width(self.table.codes[slots], CODE_LENGTH),
+                "practice": pc.take(pa.array(self._practice_names, pa.string()), practices),
+                "nhs_number": from_fixed_width(self.table.numbers[slots], 10),
+            }
+        )
+
+    # -- whole streams -------------------------------------------------------------
+    def write(self, out: pa.Table, sink: BinaryIO) -> None:
+        options = pcsv.WriteOptions(include_header=not self._wrote_header, quoting_style="needed")
+        if not self._wrote_header:
+            # The extract's own column names come out too: neutralised like its cells.
+            out = out.rename_columns([csv_safe.neutralise(c) for c in self._out_header])
+            self._wrote_header = True
+        pcsv.write_csv(out, sink, options)
+
+
+def pseudonymise(
+    source: BinaryIO,
+    sink: BinaryIO,
+    vault_sink: BinaryIO | None,
+    *,
+    header: list[str],
+    mapping: Mapping,
+    key: bytes,
+    exclusions: Exclusions,
+    reference_date: dt.date,
+    progress: Callable[[int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    has_header: bool = True,
+    first_line: int = 1,
+    write_header: bool = True,
+    table: NumberTable | None = None,
+    block_bytes: int = BLOCK_BYTES,
+    vault_rows: Callable[[pa.Table], None] | None = None,
+) -> Report:
+    """Run the whole pipeline over one plaintext stream; return the report.
+
+    1. Split the stream into blocks of whole records (bad and blank ones set aside).
+    2. Parse each block, resolve its distinct NHS numbers (valid? opted out? code),
+       generalise, drop, neutralise and filter.
+    3. Write the coded rows to `sink` and the re-identification vault to `vault_sink`
+       (each block's new vault rows are also given to `vault_rows`: the index's).
+    """
+    worker = Pseudonymiser(header, mapping, key, exclusions, reference_date, table=table)
+    worker._wrote_header = not write_header
+    wrote_vault_header = False
+    blocks = iter_blocks(
+        source,
+        columns=len(header),
+        report=worker.report,
+        progress=progress,
+        has_header=has_header,
+        first_line=first_line,
+        block_bytes=block_bytes,
+    )
+    for block in blocks:
+        if cancelled is not None and cancelled():
+            raise JobCancelled
+        out, vault = worker.transform(*worker.parse(block))
+        worker.write(out, sink)
+        if vault_sink is not None and vault is not None:
+            pcsv.write_csv(
+                vault, vault_sink, pcsv.WriteOptions(include_header=not wrote_vault_header)
+            )
+            wrote_vault_header = True
+        if vault_rows is not None and vault is not None:
+            vault_rows(vault)
+    if not worker._wrote_header:
+        worker.write(pa.table({c: pa.array([], pa.string()) for c in worker._out_header}), sink)
+    worker.report.invalid_rows.sort(key=lambda r: r["line"])
+    return worker.report
+
+
+def patients_by_practice(
+    source: BinaryIO, *, header: list[str], mapping: Mapping
+) -> dict[str, np.ndarray]:
+    """Return each practice's distinct valid NHS numbers (as integers) in a plaintext extract.
+
+    Practices are keyed by their code as written, trimmed and in capitals. Records that
+    cannot be read and invalid NHS numbers are left out (the job's report names them).
+    """
+    found: dict[str, list[np.ndarray]] = {}
+    columns = [mapping.nhs_number, mapping.practice]
+    for block in iter_blocks(source, columns=len(header), report=Report()):
+        table = _read_block(block, header, columns, lambda row: "skip")
+        ids = nhs_number.ids(table.column(mapping.nhs_number))
+        practices = pc.utf8_upper(pc.utf8_trim_whitespace(table.column(mapping.practice)))
+        encoded = pc.dictionary_encode(practices).combine_chunks()
+        codes = encoded.indices.to_numpy(zero_copy_only=False)
+        for index, practice in enumerate(encoded.dictionary.to_pylist()):
+            numbers = ids[(codes == index) & (ids >= 0)]
+            if numbers.size:
+                found.setdefault(practice, []).append(numbers)
+    return {practice: np.unique(np.concatenate(parts)) for practice, parts in found.items()}

@@ -1,0 +1,98 @@
+"""The re-identification index: written by each chunk, read by re-identification."""
+
+import io
+import os
+
+import pyarrow as pa
+import pytest
+from django.core.files.storage import default_storage
+
+from datasets import reidentification, services
+from datasets.models import JobChunk
+from governance.models import Organisation
+from phm_portal.lib.envelope import DecryptionFailed
+from tests.datasets.conftest import upload_extract
+from tests.datasets.test_jobs import ROWS, code_of, run_job
+
+KEK = os.urandom(32)
+AD = b"job:test:reidentify:0"
+
+
+@pytest.fixture
+def dataset(api, alice, flow, programme):
+    programme.national_opt_out_applies = False  # exempt: no national check needed here
+    programme.national_opt_out_exemption = "Section 251 support."
+    programme.save()
+    return upload_extract(api(alice), flow, ROWS)
+
+
+def sealed_index(rows: list[tuple[str, str, str]]) -> io.BytesIO:
+    builder = reidentification.IndexBuilder()
+    codes, practices, numbers = zip(*rows, strict=True)
+    builder.add(
+        pa.table(
+            {
+                "pseudonym": pa.array(codes),
+                "practice": pa.array(practices),
+                "nhs_number": pa.array(numbers),
+            }
+        )
+    )
+    return io.BytesIO(builder.seal(KEK, AD))
+
+
+def test_an_index_answers_a_code_only_for_the_practice_it_was_seen_at():
+    a, b = "0a" + "1" * 30, "ff" + "2" * 30
+    index = sealed_index([(a, "A81001", "9434765919"), (b, "B82002", "4010232137")])
+    found = reidentification.look_up(KEK, index, AD, [a, b, "0a" + "3" * 30, "nonsense"], "A81001")
+    assert found == {a: "9434765919"}
+    index.seek(0)
+    assert reidentification.look_up(KEK, index, AD, [a, b], "B82002") == {b: "4010232137"}
+    index.seek(0)
+    assert reidentification.look_up(KEK, index, AD, [a, b], "C83003") == {}
+
+
+def test_a_patient_seen_at_two_practices_is_found_at_each():
+    code = "7c" + "4" * 30
+    index = sealed_index([(code, "A81001", "9434765919"), (code, "B82002", "9434765919")])
+    for practice in ("A81001", "B82002"):
+        index.seek(0)
+        assert reidentification.look_up(KEK, index, AD, [code], practice) == {code: "9434765919"}
+
+
+def test_an_index_holds_no_number_or_code_in_the_clear():
+    code = "7c" + "4" * 30
+    sealed = sealed_index([(code, "A81001", "9434765919")]).getvalue()
+    assert b"9434765919" not in sealed and code.encode() not in sealed and b"A81001" not in sealed
+
+
+def test_an_index_bound_to_another_part_does_not_open():
+    index = sealed_index([("7c" + "4" * 30, "A81001", "9434765919")])
+    with pytest.raises(DecryptionFailed):
+        reidentification.look_up(KEK, index, b"job:test:reidentify:1", ["7c" + "4" * 30], "A81001")
+
+
+def test_each_part_of_a_finished_job_has_its_index(admin, dataset):
+    job = run_job(services.dataset_pseudonymise(actor=admin, dataset=dataset))
+    for chunk in JobChunk.objects.filter(job=job):
+        assert default_storage.exists(reidentification.index_name(job.pk, chunk.index))
+        assert chunk.report["vault_rows"] > 0
+
+
+def test_a_part_of_a_job_from_before_indexes_gets_one_when_first_needed(
+    admin, alice, dataset, programme
+):
+    job = run_job(services.dataset_pseudonymise(actor=admin, dataset=dataset))
+    chunk = JobChunk.objects.get(job=job)
+    name = reidentification.index_name(job.pk, chunk.index)
+    default_storage.delete(name)  # as a job run by an older release
+    practice = Organisation.objects.get(ods_code="A81001")
+    results, not_found = services.reidentify(
+        actor=alice,
+        practice=practice,
+        programme=programme,
+        codes=[code_of("9434765919", programme)],
+    )
+    assert results == [{"code": code_of("9434765919", programme), "nhs_number": "9434765919"}]
+    assert not not_found
+    assert default_storage.exists(name)
