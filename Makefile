@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 NATIVE := datasets/native/.built
+BENCH_STAMP := $(VENV)/.bench-installed
 MESH_SANDBOX := mesh-sandbox==1.0.137
 
 .PHONY: run run-mesh test test-unit lint format bench clean system-packages-run system-packages-test
@@ -19,8 +20,8 @@ $(STAMP): requirements.txt constraints.txt
 	$(BIN)/pip install --quiet --no-deps $(MESH_SANDBOX)
 	touch $(STAMP)
 
-# The pseudonymisation jobs' HMAC in C over OpenSSL (datasets/native); without a C compiler
-# and OpenSSL's headers the jobs hash in Python instead (the same codes, slower).
+# The pseudonymisation jobs' HMAC in C over OpenSSL 3 (datasets/native). Without a C
+# compiler and OpenSSL 3's headers (Debian: gcc, libssl-dev) the build fails, and so does make.
 $(NATIVE): $(STAMP) datasets/native/build.py
 	$(BIN)/python -m datasets.native.build
 	touch $(NATIVE)
@@ -52,8 +53,13 @@ test: system-packages-test $(STAMP) $(NATIVE)
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest
 
+# The benchmarks' own dependencies (polars, to compare with), never the portal's.
+$(BENCH_STAMP): $(STAMP) bench/requirements.txt
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	touch $(BENCH_STAMP)
+
 ## Benchmarks: each prints its figures and the ratio to its target.
-bench: $(STAMP) $(NATIVE)
+bench: $(STAMP) $(NATIVE) $(BENCH_STAMP)
 	PHM_DEMO=1 $(BIN)/python bench/consent_import.py
 	PHM_DEMO=1 $(BIN)/python bench/consent_register.py
 	PHM_DEMO=1 $(BIN)/python bench/notices_http.py
