@@ -10,8 +10,10 @@ governance.assurance.flow_conditions(flow, today=today) all hold.
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 from django.utils import timezone
+from pypdf import PdfWriter
 
 from governance import permissions
 from governance.models import (
@@ -124,3 +126,12 @@ def assure_flow(flow: DataFlow, *, today: dt.date | None = None) -> tuple[DPIA, 
         if DataFlow._meta.get_field(field).is_cached(given):
             getattr(given, field).refresh_from_db()
     return dpia, agreement
+
+
+def pdf() -> bytes:
+    """A one-page blank PDF: the document of a DPIA or an agreement."""
+    writer = PdfWriter()
+    writer.add_blank_page(100, 100)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()

@@ -14,20 +14,13 @@ from pypdf import PdfWriter
 
 from governance import services
 from governance.models import DPIA, DataFlow, Organisation, SharingAgreement, User
+from tests.assurance import pdf
 from tests.factories import OrganisationFactory, UserFactory
 
 TODAY = timezone.localdate()
 DPIAS = "/api/v1/dpias/"
 AGREEMENTS = "/api/v1/sharing-agreements/"
 FLOWS = "/api/v1/data-flows/"
-
-
-def pdf() -> bytes:
-    writer = PdfWriter()
-    writer.add_blank_page(100, 100)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
 
 
 def b64(data: bytes) -> str:

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import io
 import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
-from pypdf import PdfWriter
 
 from governance import services
 from governance.models import (
@@ -28,7 +26,7 @@ from governance.models import (
     User,
 )
 from governance.services import assurance as assurance_services
-from tests.assurance import current_dspt_year
+from tests.assurance import current_dspt_year, pdf
 from tests.factories import PracticeFactory, ProgrammeFactory, UserFactory
 
 TODAY = timezone.localdate()
@@ -41,14 +39,6 @@ def _html(response) -> str:
 def _text(response) -> str:
     """The page's words, without tags and with spaces squeezed."""
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", _html(response))))
-
-
-def pdf() -> bytes:
-    writer = PdfWriter()
-    writer.add_blank_page(100, 100)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
 
 
 @pytest.fixture

@@ -4,12 +4,10 @@ reinstatement (issue 17): every step, every refusal, and nothing stored when ref
 from __future__ import annotations
 
 import datetime as dt
-import io
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
-from pypdf import PdfWriter
 
 from governance import assurance, permissions, services
 from governance.models import (
@@ -22,18 +20,10 @@ from governance.models import (
 )
 from phm_portal.errors import InvalidInput, NotAllowedNow
 from phm_portal.models import AuditEvent
-from tests.assurance import assure_flow, assure_organisation
+from tests.assurance import assure_flow, assure_organisation, pdf
 from tests.factories import OrganisationFactory, ParticipationFactory, ProgrammeFactory
 
 TODAY = timezone.localdate()
-
-
-def pdf() -> bytes:
-    writer = PdfWriter()
-    writer.add_blank_page(100, 100)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
 
 
 def _events(obj, action):

@@ -18,7 +18,6 @@ import io
 import uuid
 from dataclasses import dataclass, field
 
-from pypdf import PdfWriter
 from rest_framework.test import APIClient
 
 from consent import services as consent_services
@@ -37,6 +36,7 @@ from governance.models import (
     User,
 )
 from notices import services as notice_services
+from tests.assurance import pdf
 from tests.factories import (
     DataFlowFactory,
     OrganisationFactory,
@@ -56,15 +56,6 @@ EXTRACT = (
 MAPPING = '{"nhs_number": "nhs_number", "practice": "practice", "drop": ["forename"]}'
 # Synthetic numbers with a valid check digit (phm_portal/lib/nhs_number.py).
 NUMBERS = {"A": "9434765919", "B": "4010232137"}
-
-
-def pdf() -> bytes:
-    """A one-page blank PDF: the document of a DPIA or an agreement."""
-    writer = PdfWriter()
-    writer.add_blank_page(100, 100)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
 
 
 @dataclass
