@@ -83,9 +83,10 @@ class WatchReport:
             out.append(f"Suspended data flow #{s.flow.pk} ({s.flow}): {s.reason}")
         for r in self.reminders:
             flows = ", ".join(f"#{f.pk}" for f in r.flows)
+            which = f"data flows {flows} stop" if len(r.flows) > 1 else f"data flow {flows} stops"
             out.append(
                 f"Reminder ({r.days_before} days): {r.what}; from {_day(r.lapses_on)} "
-                f"data flows {flows} stop unless it is renewed."
+                f"{which} unless it is renewed."
             )
         return out
 

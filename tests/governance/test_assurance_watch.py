@@ -408,3 +408,18 @@ def test_the_extract_page_names_the_lapse_when_a_job_is_refused(client, admin, d
     page = client.post(f"/datasets/{dataset.pk}/pseudonymise/", follow=True).content.decode()
     assert "The flow is suspended: no data moves on it now." in page
     assert "ICO registration ZA123451 expired on 30 October 2026" in page
+
+
+def test_the_commands_reminder_line_says_flow_or_flows_as_many_as_there_are():
+    from governance.services.watch import Reminder, WatchReport
+
+    report = WatchReport(today=dt.date(2026, 11, 26))
+    one, two = DataFlow(pk=10), DataFlow(pk=11)
+    lapses = dt.date(2027, 1, 1)
+    report.reminders = [
+        Reminder("organisation:1:ico", 30, lapses, "the ICO registration expires", [one], []),
+        Reminder("agreement:1", 90, lapses, "the data sharing agreement expires", [one, two], []),
+    ]
+    lines = report.lines()
+    assert "from 1 January 2027 data flow #10 stops unless it is renewed." in lines[1]
+    assert "from 1 January 2027 data flows #10, #11 stop unless it is renewed." in lines[2]
