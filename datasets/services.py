@@ -607,11 +607,11 @@ def job_chunk_run(*, chunk_id: int) -> None:
             **parts,
         )
     if not won:
-        for name in (
+        for name in {
             parts["output_file"],
             parts["vault_file"],
-            reidentification.index_name(chunk.job_id, chunk.index),
-        ):
+            *_part_names(chunk.job_id, chunk.index),
+        }:
             default_storage.delete(name)
 
 
@@ -685,10 +685,9 @@ def _run_range(chunk: JobChunk, attempt: int, lease: dt.timedelta) -> tuple[dict
             sink.close()
             vault.close()
         output_bytes = out_path.stat().st_size
-        output_name = _replace_in_storage(f"jobs/{job.pk}/part-{chunk.index:05d}.csv.enc", out_path)
-        vault_name = _replace_in_storage(
-            f"jobs/{job.pk}/vault-{chunk.index:05d}.csv.enc", vault_path
-        )
+        output_name, vault_name, _ = _part_names(job.pk, chunk.index)
+        output_name = _replace_in_storage(output_name, out_path)
+        vault_name = _replace_in_storage(vault_name, vault_path)
         _index_store(job.pk, chunk.index, index)
     finally:
         out_path.unlink(missing_ok=True)
@@ -847,11 +846,24 @@ def job_finish(*, job_id) -> Job:
     return job
 
 
+def _part_names(job_id, index: int) -> tuple[str, str, str]:
+    """Return where a chunk stores its output part, its vault part and its index.
+
+    The names are fixed, so a job that ends can delete what a worker stored even when the
+    worker died before recording it on the chunk.
+    """
+    return (
+        f"jobs/{job_id}/part-{index:05d}.csv.enc",
+        f"jobs/{job_id}/vault-{index:05d}.csv.enc",
+        reidentification.index_name(job_id, index),
+    )
+
+
 def _delete_parts(chunks: Iterable[JobChunk]) -> None:
+    """Delete what the chunks stored: output part, vault part and re-identification index."""
     for c in chunks:
-        for name in (c.output_file, c.vault_file):
-            if name:
-                default_storage.delete(name)
+        for name in {c.output_file, c.vault_file, *_part_names(c.job_id, c.index)} - {""}:
+            default_storage.delete(name)
 
 
 def _delete_temporary(job_id) -> None:

@@ -132,7 +132,8 @@ def test_a_worker_killed_whole_mid_job_is_recovered_by_beat_as_if_nothing_happen
     events = AuditEvent.objects.filter(action="job.succeeded", details__job=str(job.pk))
     assert events.count() == 1 and events.get().details["rows_out"] == ROWS
     parts = default_storage.listdir(f"jobs/{job.pk}")[1]
-    assert len(parts) == 2 * job.chunks.count()  # one output and one vault part per chunk
+    # One output part, one vault part and one re-identification index per chunk.
+    assert len(parts) == 3 * job.chunks.count()
     assert temporary(job) == []
 
 
