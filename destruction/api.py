@@ -5,7 +5,12 @@ from __future__ import annotations
 from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
@@ -160,8 +165,15 @@ class CertificateSerializer(serializers.ModelSerializer):
         return f"/api/v1/certificates/{certificate.serial}/pdf/"
 
 
+# A certificate's serial (destruction.services.steps.certificate_serial): said in the
+# schema, so that no client takes `verify` (the verification endpoint beside it) for one.
+SERIAL = OpenApiParameter(
+    "serial", str, OpenApiParameter.PATH, required=True, pattern=r"^PHM-DC-[0-9]{4}-[0-9]{6,}$"
+)
+
+
 class CertificateDetail(APIView):
-    @extend_schema(responses=CertificateSerializer)
+    @extend_schema(responses=CertificateSerializer, parameters=[SERIAL])
     def get(self, request, serial: str):
         """A certificate's metadata (controllers, processors, CSU admins)."""
         return Response(
@@ -170,7 +182,7 @@ class CertificateDetail(APIView):
 
 
 class CertificatePdf(APIView):
-    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY})
+    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY}, parameters=[SERIAL])
     def get(self, request, serial: str):
         """The signed PDF of a certificate."""
         return pdf_response(perms.get_certificate_for_user(request.user, serial))
