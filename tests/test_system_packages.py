@@ -36,9 +36,18 @@ def test_a_missing_browser_stops_make_test_naming_the_command(tmp_path):
 
 def test_make_run_does_not_ask_for_the_browser(tmp_path):
     present = {"libpango-1.0-0", "libpangoft2-1.0-0", "libharfbuzz-subset0", "fonts-dejavu-core"}
-    result = run_with(tmp_path, installed=present, uid=1000, mode="run")
+    # make run builds the C HMAC too (a failed build stops make): it needs gcc and libssl-dev.
+    result = run_with(tmp_path, installed=present | {"gcc", "libssl-dev"}, uid=1000, mode="run")
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
+
+
+def test_make_run_names_the_compiler_and_openssl_headers_when_missing(tmp_path):
+    present = {"libpango-1.0-0", "libpangoft2-1.0-0", "libharfbuzz-subset0", "fonts-dejavu-core"}
+    result = run_with(tmp_path, installed=present, uid=1000, mode="run")
+    assert result.returncode == 1
+    assert "These Debian packages are missing: gcc libssl-dev" in result.stderr
+    assert "chromium" not in result.stderr
 
 
 def test_nothing_is_installed_when_everything_is_there(tmp_path):
