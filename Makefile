@@ -74,5 +74,5 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) var $(NATIVE) datasets/native/_hmac.*
+	rm -rf $(VENV) var $(NATIVE) datasets/native/_hmac.* datasets/native/_records.*
 

@@ -1,8 +1,9 @@
 """The pseudonymisation pipeline: plaintext CSV stream in, coded CSV stream out.
 
-Pure Python (no Django), one concern a module:
+No Django, one concern a module (the C parts in datasets.native):
 - `mapping`: which column is what, and how it is generalised.
 - `framing`: where records start and end (quote parity, blocks, byte ranges).
+- `records`: a plain block's fields found, and its coded records written, in C.
 - `transforms`: column transforms (NHS numbers, dates, postcodes, formulas).
 - `hashing`: the pseudonym, HMAC-SHA256 in C or Python.
 - `number_table`: the distinct NHS numbers of a job, their codes and register status.

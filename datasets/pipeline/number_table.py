@@ -5,10 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import numpy as np
+import pyarrow as pa
 
 from consent.reasons import REPORTED_AS, OptOutReason
+from datasets.native._records import ffi as _ffi
+from datasets.native._records import lib as _native
 from datasets.pipeline.hashing import _HEX, CODE_LENGTH, Hasher
-from phm_portal.lib.nhs_number import POWERS as _POWERS
+from phm_portal.lib import nhs_number
+from phm_portal.lib.arrow_strings import from_fixed_width
+
+_EMPTY = np.uint64(2**64 - 1)  # an empty entry of the hash table
 
 # Status of a distinct NHS number.
 OK, INVALID, TYPE1, NATIONAL = 0, 1, 2, 3
@@ -26,29 +32,6 @@ REASON_STATUS = {
 Exclusions = Callable[[np.ndarray], dict[int, Iterable[str]]]
 
 
-def _merged(
-    into: tuple[np.ndarray, np.ndarray], more: tuple[np.ndarray, np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Merge two sorted (numbers, slots) indexes that share no number."""
-    at = np.searchsorted(into[0], more[0])
-    return np.insert(into[0], at, more[0]), np.insert(into[1], at, more[1])
-
-
-def _unique_inverse(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return the sorted distinct values and each value's index among them.
-
-    By sorting: numpy's own unique hashes, which is several times slower on NHS numbers.
-    """
-    order = np.argsort(values)
-    ordered = values[order]
-    first = np.empty(len(values), dtype=bool)
-    first[:1] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
-    inverse = np.empty(len(values), dtype=np.int64)
-    inverse[order] = np.cumsum(first) - 1
-    return ordered[first], inverse
-
-
 class NumberTable:
     """The distinct NHS numbers of a job: each one's code, number and register status.
 
@@ -61,11 +44,9 @@ class NumberTable:
         self.key = key
         self.exclusions = exclusions
         self._hasher = Hasher(key)
-        # The numbers seen, sorted, with their slots: a large sorted index and a small one of
-        # the newest, merged into the large one when it has grown to a quarter of it, so
-        # that adding a block's new numbers does not copy the whole index every time.
-        self._index = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
-        self._newest = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        # The numbers seen: an open-addressing hash table (number and slot in one word), in
+        # C (datasets.native._records), kept at most half full.
+        self._table = np.full(1 << 12, _EMPTY, dtype=np.uint64)
         self.size = 0
         self.codes = np.zeros(0, dtype=f"S{CODE_LENGTH}")
         self.numbers = np.zeros(0, dtype="S10")
@@ -73,47 +54,76 @@ class NumberTable:
         self._grow(1)  # slot lookups index these arrays even when no number is valid
 
     def slots(self, ids: np.ndarray) -> np.ndarray:
-        """Return each row's slot in the table (-1: invalid), adding numbers never seen."""
-        slots = np.full(len(ids), -1, dtype=np.int64)
-        valid = ids >= 0
-        if not valid.any():
-            return slots
-        unique, inverse = _unique_inverse(ids[valid])
-        slot_of = np.full(len(unique), -1, dtype=np.int64)
-        for numbers, their_slots in (self._index, self._newest):
-            if len(numbers):
-                at = np.minimum(np.searchsorted(numbers, unique), len(numbers) - 1)
-                hit = numbers[at] == unique
-                slot_of[hit] = their_slots[at[hit]]
-        new = slot_of < 0
-        if new.any():
-            fresh = unique[new]
-            first = self._add(fresh)
-            slot_of[new] = np.arange(first, first + len(fresh))
-            self._newest = _merged(self._newest, (fresh, slot_of[new]))
-            if len(self._newest[0]) > max(1 << 16, len(self._index[0]) // 4):
-                self._index = _merged(self._index, self._newest)
-                self._newest = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
-        slots[valid] = slot_of[inverse]
+        """Return each row's slot in the table (-1: invalid), adding numbers never seen.
+
+        `ids` are NHS numbers as integers (below 10**10), -1 where invalid.
+        """
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        while 2 * (self.size + len(ids)) > len(self._table):
+            self._rehash(2 * len(self._table))
+        slots = np.empty(len(ids), dtype=np.int64)
+        fresh = np.empty(len(ids), dtype=np.int64)
+        added = _native.slots_find_or_add(
+            _ffi.from_buffer("uint64_t[]", self._table, require_writable=True),
+            len(self._table) - 1,
+            _ffi.from_buffer("int64_t[]", ids),
+            len(ids),
+            self.size,
+            _ffi.from_buffer("int64_t[]", slots, require_writable=True),
+            _ffi.from_buffer("int64_t[]", fresh, require_writable=True),
+        )
+        if added:
+            self._add(fresh[:added])
         return slots
 
-    def _add(self, ids: np.ndarray) -> int:
-        """Hash new (sorted) NHS numbers, ask the register about them, give them slots.
+    def codes_of(self, slots: np.ndarray) -> pa.Array:
+        """Return the codes of the numbers in the given slots, as a string array."""
+        return from_fixed_width(self._rows(self.codes, slots), CODE_LENGTH)
 
-        Return the first slot.
-        """
+    def numbers_of(self, slots: np.ndarray) -> pa.Array:
+        """Return the 10-digit NHS numbers in the given slots, as a string array."""
+        return from_fixed_width(self._rows(self.numbers, slots), 10)
+
+    @staticmethod
+    def _rows(values: np.ndarray, slots: np.ndarray) -> np.ndarray:
+        slots = np.ascontiguousarray(slots, dtype=np.int64)
+        out = np.empty(len(slots), dtype=values.dtype)
+        _native.gather_rows(
+            _ffi.from_buffer("unsigned char[]", values),
+            values.dtype.itemsize,
+            _ffi.from_buffer("int64_t[]", slots),
+            len(slots),
+            _ffi.from_buffer("unsigned char[]", out, require_writable=True),
+        )
+        return out
+
+    def _rehash(self, capacity: int) -> None:
+        table = np.full(capacity, _EMPTY, dtype=np.uint64)
+        _native.slots_rehash(
+            _ffi.from_buffer("uint64_t[]", self._table),
+            len(self._table),
+            _ffi.from_buffer("uint64_t[]", table, require_writable=True),
+            capacity - 1,
+        )
+        self._table = table
+
+    def _add(self, ids: np.ndarray) -> None:
+        """Hash new NHS numbers, ask the register about them, give them the next slots."""
         count = len(ids)
         start = self.size
         self._grow(start + count)
-        numbers = ((ids[:, None] // _POWERS) % 10 + 48).astype(np.uint8).reshape(-1).view("S10")
+        numbers = nhs_number.texts(ids)
         raw = self._hasher.digests(numbers)
         self.codes[start : start + count] = (
             _HEX[raw[:, : CODE_LENGTH // 2]].reshape(-1).view(f"S{CODE_LENGTH}")
         )
-        self.status[start : start + count] = self._statuses(ids)
+        # The register is asked in number order.
+        order = np.argsort(ids)
+        statuses = np.empty(count, dtype=np.uint8)
+        statuses[order] = self._statuses(ids[order])
+        self.status[start : start + count] = statuses
         self.numbers[start : start + count] = numbers
         self.size += count
-        return start
 
     def _statuses(self, ids: np.ndarray) -> np.ndarray:
         """Return the register status of each new (sorted) NHS number."""

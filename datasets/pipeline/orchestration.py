@@ -4,16 +4,18 @@ Pure Python (no Django), so that it can be tested and measured on its own. The
 caller decrypts the extract into `source` and encrypts what is written to `sink`;
 no plaintext touches the disk here.
 
-Speed comes from three things:
+Speed comes from four things:
 1. Blocks end at record boundaries, and the report must name each bad record's
-   line (pyarrow's parser cannot say it when quoted newlines are allowed). Where
-   each line of a block is one record, two vectorised counts say so; otherwise a
-   structural scan (numpy) finds each record's start by quote parity.
-2. pyarrow parses each block into string columns, and pyarrow.compute does the
-   generalisation and filtering column by column.
+   line. A plain block (each line one record, see datasets.pipeline.records) has
+   its fields found in C; any other is parsed by pyarrow, where a structural scan
+   (numpy) finds each record's start by quote parity if lines and records differ.
+2. Only the columns the rules need are gathered (NHS number, dates, postcodes,
+   practice); pyarrow.compute and numpy generalise and filter them column by column.
 3. Each distinct NHS number is validated, looked up in the opt-out register and
-   hashed once per worker and job (HMAC-SHA256, in C where datasets.native is
-   built, else from precomputed inner and outer states in Python).
+   hashed once per worker and job (HMAC-SHA256 in C, datasets.native; a hash table
+   in C finds the numbers already seen).
+4. The coded records of a plain block are written in C straight from its fields and
+   the rules' results; other blocks are written by pyarrow, byte for byte the same.
 """
 
 from __future__ import annotations
@@ -29,18 +31,20 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from consent.reasons import OptOutReason
+from datasets.native._records import ffi as _ffi
+from datasets.native._records import lib as _native
 from datasets.pipeline.framing import BLOCK_BYTES, Block, iter_blocks
-from datasets.pipeline.hashing import CODE_LENGTH
 from datasets.pipeline.mapping import GENERALISE_RULES, Mapping
 from datasets.pipeline.number_table import INVALID, NATIONAL, TYPE1, Exclusions, NumberTable
+from datasets.pipeline.records import Records
 from datasets.pipeline.report import ExtractError, JobCancelled, Report
 from datasets.pipeline.transforms import (
+    _RISKY_FIRST_BYTE,
     _district,
     _generalise_date,
     _neutralise,
 )
 from phm_portal.lib import csv_safe, nhs_number
-from phm_portal.lib.arrow_strings import from_fixed_width
 
 
 def _read_block(
@@ -83,16 +87,26 @@ class Pseudonymiser:
         self._practice_names: list[str] = []
         # What this chunk's vault already holds: per slot, the practice written for it (-1:
         # none yet); a patient met at a second practice (rare) is kept in the set.
-        self._vault_practice = np.zeros(0, dtype=np.int64)
+        self._vault_practice = np.zeros(0, dtype=np.int32)
         self._vault_more: set[int] = set()
         self._kept = [c for c in self.header if c not in self.mapping.drop]
         self._rules = {g.column: g.rule for g in self.mapping.generalise}
         self._out_header = self.mapping.output_header(self.header)
+        self._index = {name: i for i, name in enumerate(self.header)}
         self._wrote_header = False
 
     # -- one block ---------------------------------------------------------------
-    def parse(self, block: Block) -> tuple[pa.Table, np.ndarray]:
-        """Parse a block; records with the wrong number of fields go to the report by line."""
+    def parse(self, block: Block) -> tuple[pa.Table | Records, np.ndarray]:
+        """Parse a block; records with the wrong number of fields go to the report by line.
+
+        A plain block (see datasets.pipeline.records) has its fields found in C; any other
+        is parsed by pyarrow.
+        """
+        records = Records.scan(block.data, len(self.header), block.newlines)
+        if records is not None:  # one record a line, each record's line known or counted
+            if block.lines is not None:
+                return records, block.lines
+            return records, np.arange(block.first_line, block.first_line + records.num_rows)
         wrong: list[int] = []
 
         def count_wrong(row: object) -> str:
@@ -126,16 +140,20 @@ class Pseudonymiser:
         # Dropped identifiers are never materialised.
         return _read_block(block, self.header, self._kept, on_invalid)
 
-    def transform(self, table: pa.Table, lines: np.ndarray) -> tuple[pa.Table, pa.Table | None]:
+    def transform(
+        self, rows: pa.Table | Records, lines: np.ndarray
+    ) -> tuple[pa.Table | bytes, pa.Table | None]:
         """Return (output rows, new vault rows: pseudonym, practice, nhs_number) of one block.
 
         First decide which rows go (invalid, opted out), then build the output columns
-        from the rows that stay only.
+        from the rows that stay only: an Arrow table, or for records found in C the coded
+        CSV records themselves.
         """
         report = self.report
-        report.rows_in += table.num_rows
+        report.rows_in += rows.num_rows
+        column = self._column_reader(rows)
         numbers = self.table
-        slot = numbers.slots(nhs_number.ids(table.column(self.mapping.nhs_number)))
+        slot = numbers.slots(nhs_number.ids(column(self.mapping.nhs_number)))
         known = slot >= 0
         status = np.where(known, numbers.status[np.maximum(slot, 0)], INVALID)
 
@@ -143,11 +161,11 @@ class Pseudonymiser:
         generalised: dict[str, pa.Array] = {}
         for name, rule in self._rules.items():
             if GENERALISE_RULES[rule] == "date":
-                values, bad = _generalise_date(table.column(name), rule, self.reference_date)
+                values, bad = _generalise_date(column(name), rule, self.reference_date)
                 problems.append((bad, f"bad date in {name}"))
                 generalised[name] = values
 
-        invalid = np.zeros(table.num_rows, dtype=bool)
+        invalid = np.zeros(rows.num_rows, dtype=bool)
         for mask, message in problems:
             for i in np.flatnonzero(mask & ~invalid):
                 report.invalid(int(lines[i]), message)
@@ -161,27 +179,60 @@ class Pseudonymiser:
         mask = None if everyone else pa.array(keep)
         kept_slots = slot if everyone else slot[keep]
 
-        columns: dict[str, pa.Array] = {}
+        # Each output column: a computed array of the kept rows, or the name of a column
+        # that flows as it is (formulas neutralised).
+        columns: dict[str, pa.Array | str] = {}
         for name in self.header:
             if name == self.mapping.nhs_number:
-                columns["pseudonym"] = from_fixed_width(numbers.codes[kept_slots], CODE_LENGTH)
+                columns["pseudonym"] = numbers.codes_of(kept_slots)
             elif name in self.mapping.drop:
                 continue
             elif name in self._rules:
                 rule = self._rules[name]
                 values = generalised.get(name)
                 if values is None:
-                    values = _district(table.column(name))
+                    values = _district(column(name))
                 columns[f"{name}_{rule}"] = values if mask is None else values.filter(mask)
             else:
-                column = table.column(name)
-                columns[name] = _neutralise(column if mask is None else column.filter(mask))
-        out = pa.table(columns)
-        report.rows_out += out.num_rows
-        practice = table.column(self.mapping.practice)
-        return out, self._new_vault_rows(
-            kept_slots, practice if mask is None else practice.filter(mask)
-        )
+                columns[name] = name
+        report.rows_out += int(np.count_nonzero(keep))
+        if isinstance(rows, Records):
+            out = self._records_out(rows, keep, columns)
+            practice = rows.column(self._index[self.mapping.practice], None if everyone else keep)
+        else:
+            out = pa.table(
+                {
+                    name: _neutralise(self._kept_rows(rows.column(value), mask))
+                    if isinstance(value, str)
+                    else value
+                    for name, value in columns.items()
+                }
+            )
+            practice = self._kept_rows(rows.column(self.mapping.practice), mask)
+        return out, self._new_vault_rows(kept_slots, pa.chunked_array([practice]))
+
+    def _column_reader(self, rows: pa.Table | Records) -> Callable[[str], pa.ChunkedArray]:
+        if isinstance(rows, Records):
+            return lambda name: pa.chunked_array([rows.column(self._index[name])])
+        return rows.column
+
+    @staticmethod
+    def _kept_rows(column: pa.ChunkedArray, mask: pa.Array | None) -> pa.Array:
+        column = column.combine_chunks()
+        return column if mask is None else column.filter(mask)
+
+    def _records_out(
+        self, rows: Records, keep: np.ndarray, columns: dict[str, pa.Array | str]
+    ) -> bytes:
+        plan: list[int | pa.Array] = []
+        for value in columns.values():
+            if not isinstance(value, str):
+                plan.append(value)
+            elif rows.any_starts_with(self._index[value], _RISKY_FIRST_BYTE):
+                plan.append(_neutralise(rows.column(self._index[value], keep)))
+            else:  # nothing to neutralise: the field's bytes are written as they are
+                plan.append(self._index[value])
+        return rows.write(keep, plan)
 
     def _new_vault_rows(self, slot: np.ndarray, practice: pa.ChunkedArray) -> pa.Table | None:
         """Return the (pseudonym, practice, NHS number) pairs this job has not written yet."""
@@ -190,50 +241,63 @@ class Pseudonymiser:
         encoded = pc.dictionary_encode(practice).combine_chunks()
         ids = self._practice_ids
         local = np.array(
-            [ids.setdefault(n, len(ids)) for n in encoded.dictionary.to_pylist()], dtype=np.int64
+            [ids.setdefault(n, len(ids)) for n in encoded.dictionary.to_pylist()], dtype=np.int32
         )
         if len(ids) > len(self._practice_names):
             self._practice_names = sorted(ids, key=ids.get)
         practice_of_row = local[encoded.indices.to_numpy(zero_copy_only=False)]
         if len(self._vault_practice) < self.table.size:
-            grown = np.full(max(self.table.size, 2 * len(self._vault_practice)), -1, np.int64)
+            grown = np.full(max(self.table.size, 2 * len(self._vault_practice)), -1, np.int32)
             grown[: len(self._vault_practice)] = self._vault_practice
             self._vault_practice = grown
-        # Patients written for the first time: their first row's practice.
-        rows = np.flatnonzero(self._vault_practice[slot] < 0)
-        order = np.argsort(slot[rows], kind="stable")
-        ordered = slot[rows][order]
-        first = np.ones(len(ordered), dtype=bool)
-        first[1:] = ordered[1:] != ordered[:-1]
-        new_slots = ordered[first]
-        self._vault_practice[new_slots] = practice_of_row[rows[order[first]]]
-        fresh = new_slots * 65536 + self._vault_practice[new_slots]
-        # Rows at a practice other than the one written for their patient.
-        other = self._vault_practice[slot] != practice_of_row
-        if other.any():
-            pairs = set((slot[other] * 65536 + practice_of_row[other]).tolist())
-            more = sorted(pairs - self._vault_more)
+        # Patients written for the first time (their first row's practice), and rows at a
+        # practice other than the one written for their patient (rare).
+        slot = np.ascontiguousarray(slot, dtype=np.int64)
+        fresh = np.empty(len(slot), dtype=np.int64)
+        other = np.empty(len(slot), dtype=np.int64)
+        others = _ffi.new("int64_t *")
+        found = _native.vault_rows_new(
+            _ffi.from_buffer("int32_t[]", self._vault_practice, require_writable=True),
+            _ffi.from_buffer("int64_t[]", slot),
+            _ffi.from_buffer("int32_t[]", practice_of_row),
+            len(slot),
+            _ffi.from_buffer("int64_t[]", fresh, require_writable=True),
+            _ffi.from_buffer("int64_t[]", other, require_writable=True),
+            others,
+        )
+        new_slots = np.sort(slot[fresh[:found]])
+        pairs = new_slots * 65536 + self._vault_practice[new_slots]
+        if others[0]:
+            rows = other[: others[0]]
+            seen = set((slot[rows] * 65536 + practice_of_row[rows]).tolist())
+            more = sorted(seen - self._vault_more)
             self._vault_more.update(more)
-            fresh = np.concatenate((fresh, np.array(more, dtype=np.int64)))
-        if not len(fresh):
+            pairs = np.concatenate((pairs, np.array(more, dtype=np.int64)))
+        if not len(pairs):
             return None
-        slots, practices = fresh // 65536, fresh % 65536
+        slots, practices = pairs // 65536, pairs % 65536
         return pa.table(
             {
-                "pseudonym": from_fixed_width(self.table.codes[slots], CODE_LENGTH),
+                "pseudonym": self.table.codes_of(slots),
                 "practice": pc.take(pa.array(self._practice_names, pa.string()), practices),
-                "nhs_number": from_fixed_width(self.table.numbers[slots], 10),
+                "nhs_number": self.table.numbers_of(slots),
             }
         )
 
     # -- whole streams -------------------------------------------------------------
-    def write(self, out: pa.Table, sink: BinaryIO) -> None:
-        options = pcsv.WriteOptions(include_header=not self._wrote_header, quoting_style="needed")
+    def write(self, out: pa.Table | bytes, sink: BinaryIO) -> None:
         if not self._wrote_header:
             # The extract's own column names come out too: neutralised like its cells.
-            out = out.rename_columns([csv_safe.neutralise(c) for c in self._out_header])
+            names = [csv_safe.neutralise(c) for c in self._out_header]
+            empty = pa.Table.from_arrays([pa.array([], pa.string())] * len(names), names=names)
+            pcsv.write_csv(empty, sink, pcsv.WriteOptions(quoting_style="needed"))
             self._wrote_header = True
-        pcsv.write_csv(out, sink, options)
+        if isinstance(out, bytes):
+            sink.write(out)
+        else:
+            pcsv.write_csv(
+                out, sink, pcsv.WriteOptions(include_header=False, quoting_style="needed")
+            )
 
 
 def pseudonymise(
@@ -288,7 +352,7 @@ def pseudonymise(
         if vault_rows is not None and vault is not None:
             vault_rows(vault)
     if not worker._wrote_header:
-        worker.write(pa.table({c: pa.array([], pa.string()) for c in worker._out_header}), sink)
+        worker.write(b"", sink)
     worker.report.invalid_rows.sort(key=lambda r: r["line"])
     return worker.report
 

@@ -28,5 +28,7 @@ def from_fixed_width(values: np.ndarray, width: int) -> pa.Array:
     """Build a string array from a numpy array of fixed-width byte strings."""
     offsets = np.arange(0, (len(values) + 1) * width, width, dtype=np.int32)
     return pa.StringArray.from_buffers(
-        len(values), pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(values).tobytes())
+        len(values),
+        pa.py_buffer(offsets),
+        pa.py_buffer(np.ascontiguousarray(values).view(np.uint8)),
     )

@@ -155,6 +155,16 @@ def ids(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return out
 
 
+def texts(values: np.ndarray) -> np.ndarray:
+    """Return NHS numbers given as integers (as `ids` returns them) as 10-digit bytes."""
+    out = values.astype("S10")
+    short = values < 10**9  # a leading zero, which the conversion leaves out
+    if short.any():
+        digits = (values[short, None] // POWERS) % 10 + 48
+        out[short] = digits.astype(np.uint8).reshape(-1).view("S10")
+    return out
+
+
 def synthetic(rng: random.Random) -> str:
     """Return a valid NHS number in the 999 test range (never issued to a patient)."""
     while True:

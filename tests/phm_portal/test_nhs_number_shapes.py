@@ -92,3 +92,9 @@ def test_the_vectorised_check_gives_the_tables_answer_row_by_row(value, expected
     """A column of one row: those of ten bytes take the plain-digits path."""
     assert vectorised(pa.array([value])) == [expected]
     assert vectorised(pa.array([value] * 3)) == [expected] * 3
+
+
+def test_numbers_as_integers_come_back_as_their_ten_digits_leading_zeros_too():
+    ids = nhs_number.ids(pa.array([*INPUTS, "0123456789"]))
+    texts = [t.decode() for t in nhs_number.texts(ids[ids >= 0])]
+    assert texts == [e for e in EXPECTED if e is not None] + ["0123456789"]
