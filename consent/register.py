@@ -285,6 +285,34 @@ class OptOutRegister:
         return out
 
 
+def opt_out_register_ready(*, data_flow: DataFlow) -> list[NationalOptOutCheck]:
+    """Refuse (409) where the register of a data flow cannot be loaded now; otherwise
+    return the national checks it would use, newest first (none where exempt).
+
+    What `opt_out_register_for` checks, without loading anyone's numbers: for a caller
+    that must refuse at once (a job asked for) and load the register later (its workers).
+    """
+    if not data_flow.is_approved:
+        raise NotAllowedNow(
+            f"The data flow is {data_flow.get_status_display().lower()}: no data moves on a "
+            "flow that is not approved."
+        )
+    programme = data_flow.programme
+    if not programme.national_opt_out_applies:
+        return []
+    checks = list(national_usable_checks(programme))
+    if not checks:
+        raise NotAllowedNow(
+            f"The national data opt-out applies to {programme.name} and it has no unexpired "
+            "national check. Start a national data opt-out check of the programme (the "
+            "National checks page, or POST /api/v1/national-opt-outs/checks/ with "
+            f'{{"programme": "{programme.slug}"}}) and import the national service\'s reply: '
+            "data flows once the check is complete.",
+            code=NATIONAL_CHECK_MISSING,
+        )
+    return checks
+
+
 def opt_out_register_for(*, data_flow: DataFlow) -> OptOutRegister:
     """Load the register of a data flow: who may not flow on it, and why.
 
@@ -297,11 +325,7 @@ def opt_out_register_for(*, data_flow: DataFlow) -> OptOutRegister:
        question is refused (409) until a new check is imported. Where the programme is
        exempt, the exemption is returned and nobody is left out on this ground.
     """
-    if not data_flow.is_approved:
-        raise NotAllowedNow(
-            f"The data flow is {data_flow.get_status_display().lower()}: no data moves on a "
-            "flow that is not approved."
-        )
+    checks = opt_out_register_ready(data_flow=data_flow)
     programme = data_flow.programme
     result = RegisterResult(
         type1_applies=programme.type1_opt_out_applies,
@@ -311,17 +335,7 @@ def opt_out_register_for(*, data_flow: DataFlow) -> OptOutRegister:
         else programme.national_opt_out_exemption,
     )
     national: NationalResults | None = None
-    if programme.national_opt_out_applies:
-        checks = list(national_usable_checks(programme))
-        if not checks:
-            raise NotAllowedNow(
-                f"The national data opt-out applies to {programme.name} and it has no unexpired "
-                "national check. Start a national data opt-out check of the programme (the "
-                "National checks page, or POST /api/v1/national-opt-outs/checks/ with "
-                f'{{"programme": "{programme.slug}"}}) and import the national service\'s reply: '
-                "data flows once the check is complete.",
-                code=NATIONAL_CHECK_MISSING,
-            )
+    if checks:
         newest = checks[0]
         result.national_check_id = newest.pk
         result.national_checked_on = newest.checked_on

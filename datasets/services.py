@@ -300,7 +300,11 @@ def dataset_pseudonymise(*, actor: User, dataset: Dataset) -> Job:
             f"The programme has {flow.programme.get_status_display().lower()}: "
             "no extract of it is pseudonymised any more."
         )
-    _register_for(flow)  # refuses now (409) if, say, the national opt-out check has expired
+    # Refuses now (409) if, say, the national opt-out check has expired; the workers load
+    # the register itself.
+    from consent.register import opt_out_register_ready
+
+    opt_out_register_ready(data_flow=flow)
     chunk_bytes = max(1, settings.PHM_JOB_CHUNK_BYTES)
     ranges = framing.record_ranges(
         _record_starts(dataset), dataset.bytes, -(-dataset.bytes // chunk_bytes)
@@ -572,9 +576,12 @@ def job_chunk_run(*, chunk_id: int) -> None:
         if chunk.status == JobChunk.Status.RUNNING and chunk.lease_until:
             raise ChunkBusy(max(1.0, (chunk.lease_until - now).total_seconds()))
         return
-    chunk.refresh_from_db()
+    # Only what the claim changed, and the job's state: the extract's row, loaded with the
+    # chunk, is not fetched again (its record starts are long).
+    chunk.refresh_from_db(fields=["status", "attempts", "lease_until", "bytes_done"])
     attempt = chunk.attempts
     job = chunk.job
+    job.refresh_from_db(fields=["status", "cancel_requested"])
     if job.status != Job.Status.RUNNING or job.cancel_requested:
         _chunk_stop(chunk, attempt, JobChunk.Status.CANCELLED)
         return
@@ -613,6 +620,25 @@ def job_chunk_run(*, chunk_id: int) -> None:
             *_part_names(chunk.job_id, chunk.index),
         }:
             default_storage.delete(name)
+
+
+def job_chunk_ended(*, chunk_id: int) -> None:
+    """Publish the job of a chunk just run if none of its chunks is left to run.
+
+    The task that ends a job's last chunk publishes the job at once, instead of waiting
+    for the chord's callback (the database result backend learns that every chunk is
+    done only when it next polls, up to CELERY_RESULT_CHORD_RETRY_INTERVAL later); the
+    callback then finds the job published (job_finish is claimed once).
+    """
+    job_id = JobChunk.objects.filter(pk=chunk_id).values_list("job_id", flat=True).first()
+    chunks = JobChunk.objects.filter(job_id=job_id)
+    if job_id is None or chunks.filter(status=JobChunk.Status.PENDING).exists():
+        return
+    # No chunk of the job is left for this process to take: its table of the job's numbers
+    # is let go (a chunk sent again after a failure builds it anew).
+    _tables.pop(job_id, None)
+    if not chunks.filter(status=JobChunk.Status.RUNNING).exists():
+        job_finish(job_id=job_id)
 
 
 class _LostLease(Exception):

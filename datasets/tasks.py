@@ -9,7 +9,8 @@ from datasets import held_uploads, services
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def job_start(job_id: str) -> None:
-    """Run a job's chunks in parallel (a chord); the callback publishes the job once.
+    """Run a job's chunks in parallel (a chord); the task ending the last chunk publishes
+    the job, and the chord's callback makes sure of it.
 
     Should the chord die with a worker, beat's jobs_recover sends the chunks again on
     their own and publishes the job.
@@ -25,11 +26,15 @@ def job_start(job_id: str) -> None:
     bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=False, max_retries=None
 )
 def job_chunk_run(self, chunk_id: int) -> int:
-    """Process one chunk; if another worker holds its lease, come back when it may expire."""
+    """Process one chunk; if another worker holds its lease, come back when it may expire.
+
+    The task that ends a job's last chunk publishes the job.
+    """
     try:
         services.job_chunk_run(chunk_id=chunk_id)
     except services.ChunkBusy as busy:
         raise self.retry(countdown=busy.seconds) from None
+    services.job_chunk_ended(chunk_id=chunk_id)
     return chunk_id
 
 

@@ -246,3 +246,23 @@ def test_beat_runs_the_recover_round_every_resend_interval(settings):
         "schedule": settings.PHM_JOB_RESEND_SECONDS,
     }
     assert "datasets.tasks.jobs_recover" in app.tasks
+
+
+def test_the_task_ending_the_last_chunk_publishes_the_job_and_the_chords_callback_nothing_more(
+    chunked, sent
+):
+    job, chunk_ids = chunked
+    for chunk_id in chunk_ids[:-1]:
+        services.job_chunk_run(chunk_id=chunk_id)
+        services.job_chunk_ended(chunk_id=chunk_id)
+        assert Job.objects.get(pk=job.pk).status == Job.Status.RUNNING
+        assert job.pk in services._tables  # kept for the chunks still to come
+    services.job_chunk_run(chunk_id=chunk_ids[-1])
+    services.job_chunk_ended(chunk_id=chunk_ids[-1])
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED and job.rows_in == len(ROWS)
+    assert job.pk not in services._tables  # the worker's memory is let go
+    # The chord's callback, and a second task ending the same chunk, publish nothing more.
+    services.job_finish(job_id=job.pk)
+    services.job_chunk_ended(chunk_id=chunk_ids[-1])
+    assert published(job) == 1
