@@ -20,8 +20,9 @@ $(STAMP): requirements.txt constraints.txt
 	$(BIN)/pip install --quiet --no-deps $(MESH_SANDBOX)
 	touch $(STAMP)
 
-# The pseudonymisation jobs' HMAC in C over OpenSSL 3 (datasets/native). Without a C
-# compiler and OpenSSL 3's headers (Debian: gcc, libssl-dev) the build fails, and so does make.
+# The pseudonymisation jobs' C modules (datasets/native: HMAC over OpenSSL 3, CSV records,
+# the table of numbers). Without a C compiler and OpenSSL 3's headers (Debian: gcc,
+# libssl-dev) the build fails, and so does make.
 $(NATIVE): $(STAMP) datasets/native/build.py
 	$(BIN)/python -m datasets.native.build
 	touch $(NATIVE)
