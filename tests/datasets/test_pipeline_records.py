@@ -14,24 +14,13 @@ import pytest
 
 from datasets.pipeline import orchestration
 from datasets.pipeline.hashing import Hasher
-from datasets.pipeline.mapping import Mapping
 from datasets.pipeline.number_table import INVALID, NumberTable
 from datasets.pipeline.records import Records
 from phm_portal.lib.nhs_number import synthetic
+from tests.datasets.test_pipeline import MAPPING  # the same mapping, one more column
 
 KEY = b"r" * 32
 HEADER = ["nhs_number", "name", "date_of_birth", "postcode", "practice", "note", "value"]
-MAPPING = Mapping.from_json(
-    {
-        "nhs_number": "nhs_number",
-        "practice": "practice",
-        "drop": ["name"],
-        "generalise": [
-            {"column": "date_of_birth", "rule": "age_band_5"},
-            {"column": "postcode", "rule": "district"},
-        ],
-    }
-)
 
 
 def run(data: bytes, *, native: bool, monkeypatch, excluded=(), block_bytes=4096):
