@@ -34,7 +34,7 @@ from datasets.uploads import EncryptedUpload
 from governance.models import DataFlow, Organisation, Programme, User
 from phm_portal.audit import audit_log
 from phm_portal.errors import InvalidInput, NotAllowedNow
-from phm_portal.lib import envelope, upload_checks
+from phm_portal.lib import envelope, nhs_number, upload_checks
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ def dataset_note_patients(*, dataset_id) -> int:
         practice = practices.get(code)
         if practice is None:
             continue
-        texts = [f"{n:010d}" for n in numbers.tolist()]
+        texts = [t.decode() for t in nhs_number.texts(numbers)]
         for start in range(0, len(texts), NOTE_BATCH):
             noted += consent.patients_note_at_practice(
                 actor=dataset.uploaded_by,

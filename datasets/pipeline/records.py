@@ -88,10 +88,13 @@ class Records:
         Each entry of `plan` is an output column: the index of a field written as it is,
         or a string array with one value per kept record.
         """
-        arrays = [p for p in plan if not isinstance(p, int)]
-        steps = np.array(
-            [p if isinstance(p, int) else -1 - _index_of(arrays, p) for p in plan], dtype=np.int64
-        )
+        arrays: list[pa.Array] = []
+        steps = np.empty(len(plan), dtype=np.int64)
+        for j, step in enumerate(plan):
+            if not isinstance(step, int):
+                arrays.append(step)
+                step = -len(arrays)  # substitute array -step - 1
+            steps[j] = step
         kept = int(np.count_nonzero(keep))
         buffers = []
         for array in arrays:
@@ -125,7 +128,3 @@ class Records:
 
 def _bytes(mask: np.ndarray):
     return ffi.from_buffer("uint8_t[]", np.ascontiguousarray(mask, dtype=np.bool_).view(np.uint8))
-
-
-def _index_of(arrays: list[pa.Array], array: pa.Array) -> int:
-    return next(i for i, a in enumerate(arrays) if a is array)
