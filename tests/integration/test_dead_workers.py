@@ -90,6 +90,7 @@ def kill_mid_job(workers, job: Job) -> list[int]:
             and temporary(job)
         ),
         what="the job to be under way",
+        interval=0.02,  # a chunk of 64 KiB runs in tens of milliseconds: look often
     )
     workers.kill("w1")
     held = list(job.chunks.filter(status="running").values_list("pk", flat=True))
