@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from datasets.pipeline.number_table import take_rows
 from phm_portal.lib import envelope
 
 BUCKETS = 256
@@ -109,11 +110,16 @@ class IndexBuilder:
         practice_list = json.dumps(names).encode()
         sizes = [(b - a) * _ENTRY_BYTES for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         writer = envelope.SealedWriter(kek, sink, associated_data, [*sizes, len(practice_list)])
+        part = np.empty(max(sizes, default=0), dtype=np.uint8)
         for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            rows = order[a:b]
-            writer.write_part(
-                codes[rows].tobytes() + numbers[rows].tobytes() + practices[rows].tobytes()
+            # A bucket's rows gathered straight into its part: codes, numbers, practices.
+            rows, n = order[a:b], b - a
+            take_rows(codes, rows, part[: n * CODE_BYTES])
+            take_rows(numbers, rows, part[n * CODE_BYTES : n * (CODE_BYTES + NUMBER_BYTES)])
+            part[n * (CODE_BYTES + NUMBER_BYTES) : n * _ENTRY_BYTES] = practices[rows].view(
+                np.uint8
             )
+            writer.write_part(part[: n * _ENTRY_BYTES])
         writer.write_part(practice_list)
         writer.close()
 

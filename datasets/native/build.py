@@ -27,7 +27,7 @@ from cffi import FFI
 CDEF = """
 int hmac_sha256_many(const unsigned char *key, size_t key_length,
                      const unsigned char *messages, size_t count, size_t width,
-                     unsigned char *out);
+                     unsigned char *out, size_t hex_length);
 """
 
 SOURCE = r"""
@@ -37,21 +37,26 @@ SOURCE = r"""
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
-/* out[32 * i ...] = HMAC-SHA256(key, messages[width * i ... width * (i + 1)])
+/* The digest of each message, HMAC-SHA256(key, messages[width * i ... width * (i + 1)]):
+ * - hex_length 0: its 32 bytes, at out[32 * i ...];
+ * - else: its first hex_length / 2 bytes in lower-case hex, at out[hex_length * i ...]
+ *   (a truncated HMAC, RFC 2104 section 5).
  *
  * OpenSSL 3's EVP_MAC interface: one context, keyed once; each message re-initialises
  * it without a key, which restarts from the keyed inner and outer states (no new key
- * schedule). Returns 1, or 0 if OpenSSL failed. */
+ * schedule). Returns 1, or 0 if OpenSSL failed or hex_length is odd or above 64. */
 static int hmac_sha256_many(const unsigned char *key, size_t key_length,
                             const unsigned char *messages, size_t count, size_t width,
-                            unsigned char *out)
+                            unsigned char *out, size_t hex_length)
 {
+    static const char hex[] = "0123456789abcdef";
     EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     EVP_MAC_CTX *ctx = NULL;
     OSSL_PARAM params[2];
     char digest[] = "SHA256";
-    size_t i, written = 0;
-    int ok = mac != NULL;
+    unsigned char one[32];
+    size_t i, k, written = 0;
+    int ok = mac != NULL && hex_length % 2 == 0 && hex_length <= 64;
 
     if (ok) {
         ctx = EVP_MAC_CTX_new(mac);
@@ -64,9 +69,14 @@ static int hmac_sha256_many(const unsigned char *key, size_t key_length,
     for (i = 0; ok && i < count; i++) {
         ok = (i == 0 || EVP_MAC_init(ctx, NULL, 0, NULL))
              && EVP_MAC_update(ctx, messages + i * width, width)
-             && EVP_MAC_final(ctx, out + i * 32, &written, 32)
+             && EVP_MAC_final(ctx, hex_length ? one : out + i * 32, &written, 32)
              && written == 32;
+        for (k = 0; ok && k < hex_length / 2; k++) {
+            out[i * hex_length + 2 * k] = hex[one[k] >> 4];
+            out[i * hex_length + 2 * k + 1] = hex[one[k] & 15];
+        }
     }
+    OPENSSL_cleanse(one, sizeof one);
     EVP_MAC_CTX_free(ctx); /* cleanses the keyed states */
     EVP_MAC_free(mac);
     return ok;
@@ -454,12 +464,14 @@ def _self_test() -> int:
     importlib.reload(built)
     for key in (b"Jefe", b"k" * 100, b""):
         message = b"what do ya want for nothing?"
-        out = bytearray(64)
+        out, hex_out = bytearray(64), bytearray(64)
         ok = built.lib.hmac_sha256_many(
-            key, len(key), message * 2, 2, len(message), built.ffi.from_buffer(out)
+            key, len(key), message * 2, 2, len(message), built.ffi.from_buffer(out), 0
+        ) and built.lib.hmac_sha256_many(
+            key, len(key), message * 2, 2, len(message), built.ffi.from_buffer(hex_out), 32
         )
         want = hmac.new(key, message, hashlib.sha256).digest()
-        if not ok or bytes(out) != want * 2:
+        if not ok or bytes(out) != want * 2 or bytes(hex_out) != want[:16].hex().encode() * 2:
             print("*** datasets.native: the built HMAC gives wrong digests.", file=sys.stderr)
             return 1
     return 0

@@ -43,6 +43,17 @@ class Hasher:
         self._inner = _sha256(bytes(b ^ 0x36 for b in key))
         self._outer = _sha256(bytes(b ^ 0x5C for b in key))
 
+    def codes(self, messages: np.ndarray) -> np.ndarray:
+        """Return the pseudonyms of messages of one width (a numpy bytes array): each
+        one's HMAC truncated to CODE_LENGTH hex digits, as a numpy bytes array."""
+        messages = np.ascontiguousarray(messages)
+        if self._native:
+            out = np.empty(len(messages), dtype=f"S{CODE_LENGTH}")
+            self._native_many(messages, out, CODE_LENGTH)
+            return out
+        raw = self.digests(messages)
+        return _HEX[raw[:, : CODE_LENGTH // 2]].reshape(-1).view(f"S{CODE_LENGTH}")
+
     def digests(self, messages: np.ndarray) -> np.ndarray:
         """Return the digests of messages of one width (a numpy bytes array), one row each."""
         messages = np.ascontiguousarray(messages)
@@ -51,16 +62,7 @@ class Hasher:
         if count == 0:
             return out
         if self._native:
-            ok = _native.hmac_sha256_many(
-                self._key,
-                len(self._key),
-                _ffi.from_buffer(messages),
-                count,
-                width,
-                _ffi.from_buffer(out, require_writable=True),
-            )
-            if not ok:
-                raise RuntimeError("OpenSSL's SHA-256 failed.")
+            self._native_many(messages, out, 0)
             return out
         inner_copy, outer_copy = self._inner.copy, self._outer.copy
         digests = []
@@ -72,3 +74,18 @@ class Hasher:
             outer.update(inner.digest())
             append(outer.digest())
         return np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(count, 32)
+
+    def _native_many(self, messages: np.ndarray, out: np.ndarray, hex_length: int) -> None:
+        if not len(messages):
+            return
+        ok = _native.hmac_sha256_many(
+            self._key,
+            len(self._key),
+            _ffi.from_buffer(messages),
+            len(messages),
+            messages.dtype.itemsize,
+            _ffi.from_buffer(out, require_writable=True),
+            hex_length,
+        )
+        if not ok:
+            raise RuntimeError("OpenSSL's SHA-256 failed.")

@@ -10,7 +10,7 @@ import pyarrow as pa
 from consent.reasons import REPORTED_AS, OptOutReason
 from datasets.native._records import ffi as _ffi
 from datasets.native._records import lib as _native
-from datasets.pipeline.hashing import _HEX, CODE_LENGTH, Hasher
+from datasets.pipeline.hashing import CODE_LENGTH, Hasher
 from phm_portal.lib import nhs_number
 from phm_portal.lib.arrow_strings import from_fixed_width
 
@@ -30,6 +30,25 @@ REASON_STATUS = {
 # a whole batch at once (`exclusion_masks`: a mask of the numbers left out per reason),
 # which the table uses where it is there.
 Exclusions = Callable[[np.ndarray], dict[int, Iterable[str]]]
+
+
+def take_rows(values: np.ndarray, rows: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Return the given rows of a numpy bytes array, in their order (gathered in C), in
+    `out` if given (any writable array of as many bytes)."""
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    if out is None:
+        out = np.empty(len(rows), dtype=values.dtype)
+    elif out.nbytes != len(rows) * values.dtype.itemsize:
+        raise ValueError("take_rows: `out` does not have the rows' size")
+    if len(rows):
+        _native.gather_rows(
+            _ffi.from_buffer("unsigned char[]", np.ascontiguousarray(values)),
+            values.dtype.itemsize,
+            _ffi.from_buffer("int64_t[]", rows),
+            len(rows),
+            _ffi.from_buffer("unsigned char[]", out, require_writable=True),
+        )
+    return out
 
 
 class NumberTable:
@@ -78,24 +97,11 @@ class NumberTable:
 
     def codes_of(self, slots: np.ndarray) -> pa.Array:
         """Return the codes of the numbers in the given slots, as a string array."""
-        return from_fixed_width(self._rows(self.codes, slots), CODE_LENGTH)
+        return from_fixed_width(take_rows(self.codes, slots), CODE_LENGTH)
 
     def numbers_of(self, slots: np.ndarray) -> pa.Array:
         """Return the 10-digit NHS numbers in the given slots, as a string array."""
-        return from_fixed_width(self._rows(self.numbers, slots), 10)
-
-    @staticmethod
-    def _rows(values: np.ndarray, slots: np.ndarray) -> np.ndarray:
-        slots = np.ascontiguousarray(slots, dtype=np.int64)
-        out = np.empty(len(slots), dtype=values.dtype)
-        _native.gather_rows(
-            _ffi.from_buffer("unsigned char[]", values),
-            values.dtype.itemsize,
-            _ffi.from_buffer("int64_t[]", slots),
-            len(slots),
-            _ffi.from_buffer("unsigned char[]", out, require_writable=True),
-        )
-        return out
+        return from_fixed_width(take_rows(self.numbers, slots), 10)
 
     def _rehash(self, capacity: int) -> None:
         table = np.full(capacity, _EMPTY, dtype=np.uint64)
@@ -113,10 +119,7 @@ class NumberTable:
         start = self.size
         self._grow(start + count)
         numbers = nhs_number.texts(ids)
-        raw = self._hasher.digests(numbers)
-        self.codes[start : start + count] = (
-            _HEX[raw[:, : CODE_LENGTH // 2]].reshape(-1).view(f"S{CODE_LENGTH}")
-        )
+        self.codes[start : start + count] = self._hasher.codes(numbers)
         # The register is asked in number order.
         order = np.argsort(ids)
         statuses = np.empty(count, dtype=np.uint8)

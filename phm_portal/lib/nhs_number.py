@@ -155,14 +155,23 @@ def ids(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return out
 
 
+# The four digits of each number below 10,000, leading zeros kept.
+_FOUR_DIGITS = np.frombuffer(b"".join(b"%04d" % i for i in range(10_000)), np.uint8).reshape(
+    10_000, 4
+)
+
+
 def texts(values: np.ndarray) -> np.ndarray:
-    """Return NHS numbers given as integers (as `ids` returns them) as 10-digit bytes."""
-    out = values.astype("S10")
-    short = values < 10**9  # a leading zero, which the conversion leaves out
-    if short.any():
-        digits = (values[short, None] // POWERS) % 10 + 48
-        out[short] = digits.astype(np.uint8).reshape(-1).view("S10")
-    return out
+    """Return NHS numbers given as integers (as `ids` returns them) as 10-digit bytes,
+    leading zeros kept (three look-ups of four digits a number, not a text conversion)."""
+    values = np.asarray(values, dtype=np.int64)
+    out = np.empty((len(values), 10), dtype=np.uint8)
+    high, low = np.divmod(values, 10_000)
+    high, middle = np.divmod(high, 10_000)
+    out[:, 0:2] = _FOUR_DIGITS[high, 2:]
+    out[:, 2:6] = _FOUR_DIGITS[middle]
+    out[:, 6:10] = _FOUR_DIGITS[low]
+    return out.reshape(-1).view("S10")
 
 
 def synthetic(rng: random.Random) -> str:

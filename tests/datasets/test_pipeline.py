@@ -407,6 +407,15 @@ def test_the_c_hmac_and_the_python_hmac_give_the_standard_hmac_sha256():
             assert [bytes(d) for d in Hasher(key).digests(messages)] == expected
 
 
+def test_the_codes_are_the_standard_hmac_truncated_to_hex_in_c_and_in_python():
+    messages = np.array([synthetic(random.Random(i)).encode() for i in range(50)], dtype="S10")
+    for key in (b"", b"k" * 32, b"long key " * 20):
+        expected = [code(m.decode(), key).encode() for m in messages.tolist()]
+        assert Hasher(key, native=False).codes(messages).tolist() == expected
+        assert Hasher(key).codes(messages).tolist() == expected
+        assert Hasher(key).codes(messages[:0]).tolist() == []
+
+
 def test_make_builds_the_c_hmac():
     """`make` builds datasets/native where a C compiler and OpenSSL's headers are, as in CI."""
     if not shutil.which("cc") and not shutil.which("gcc"):
