@@ -113,7 +113,8 @@ class _Decrypting(io.RawIOBase):
 
     def read(self, size: int = -1) -> bytes:
         try:
-            return self._inner.read(size) if size and size > 0 else self._inner.readall()
+            # Tink's stream is buffered: read(-1) reads to the end (it has no readall).
+            return self._inner.read(-1 if size is None or size < 0 else size)
         except tink.TinkError as exc:
             raise DecryptionFailed("The encrypted file is damaged or was changed.") from exc
 
