@@ -9,6 +9,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,6 +31,7 @@ from datasets.pipeline.report import (
     JobCancelled,
     no_rows_excluded,
 )
+from datasets.pipeline.vault import VaultPairs
 from datasets.uploads import EncryptedUpload
 from governance.models import DataFlow, Organisation, Programme, User
 from phm_portal.audit import audit_log
@@ -586,7 +588,7 @@ def job_chunk_run(*, chunk_id: int) -> None:
         _chunk_stop(chunk, attempt, JobChunk.Status.CANCELLED)
         return
     try:
-        report, parts = _run_range(chunk, attempt, lease)
+        report, parts, pairs = _run_range(chunk, attempt, lease)
     except JobCancelled:
         _chunk_stop(chunk, attempt, JobChunk.Status.CANCELLED)
         return
@@ -620,6 +622,11 @@ def job_chunk_run(*, chunk_id: int) -> None:
             *_part_names(chunk.job_id, chunk.index),
         }:
             default_storage.delete(name)
+        return
+    # The part is published: the chunks this process runs next need not repeat its pairs.
+    memory = _tables.get(chunk.job_id)
+    if memory is not None:
+        memory.vault_pairs = pairs
 
 
 def job_chunk_ended(*, chunk_id: int) -> None:
@@ -645,11 +652,15 @@ class _LostLease(Exception):
     """Another attempt took the chunk over: this one stops without publishing."""
 
 
-def _run_range(chunk: JobChunk, attempt: int, lease: dt.timedelta) -> tuple[dict, dict]:
+def _run_range(chunk: JobChunk, attempt: int, lease: dt.timedelta) -> tuple[dict, dict, VaultPairs]:
     job = chunk.job
     dataset = job.dataset
     flow = dataset.data_flow
-    table = _number_table(job, flow)
+    memory = _job_memory(job, flow)
+    table = memory.table
+    # This range's vault leaves out the pairs of the parts this process published for the
+    # job; its own are added to a copy, which becomes the process's once it is published.
+    pairs = memory.vault_pairs.copy()
     tmp = Path(settings.FILE_UPLOAD_TEMP_DIR)
     output_key = envelope.new_data_key(settings.KEY_ENCRYPTION_KEY)
     vault_key = envelope.new_data_key(settings.KEY_ENCRYPTION_KEY)
@@ -707,6 +718,7 @@ def _run_range(chunk: JobChunk, attempt: int, lease: dt.timedelta) -> tuple[dict
                 first_line=ranged.first_line,
                 write_header=chunk.index == 0,
                 vault_rows=index.add,
+                vault_pairs=pairs,
             )
             sink.close()
             vault.close()
@@ -733,26 +745,34 @@ def _run_range(chunk: JobChunk, attempt: int, lease: dt.timedelta) -> tuple[dict
             "vault_key": vault_key.wrapped,
             "output_bytes": output_bytes,
         },
+        pairs,
     )
 
 
-# This worker process's table of the distinct NHS numbers of the job it works on: the
-# chunks of a job that one process runs one after another hash each patient once.
+@dataclass
+class _JobMemory:
+    """What a worker process keeps of the job it works on, from one chunk to the next."""
+
+    table: NumberTable  # each patient hashed and asked of the register once
+    vault_pairs: VaultPairs  # the pairs of the parts this process published for the job
+
+
+# This worker process's memory of the job it works on (one job at a time).
 _tables: dict = {}
 
 
-def _number_table(job: Job, flow: DataFlow) -> NumberTable:
+def _job_memory(job: Job, flow: DataFlow) -> _JobMemory:
     if not flow.is_approved:
         raise NotAllowedNow(
             f"The flow is {flow.get_status_display().lower()}: no data moves on it now."
             + _suspension_words(flow)
         )
-    table = _tables.get(job.pk)
-    if table is None:
+    memory = _tables.get(job.pk)
+    if memory is None:
         _tables.clear()
         table = NumberTable(programme_key(programme=flow.programme), _register_for(flow))
-        _tables[job.pk] = table
-    return table
+        memory = _tables[job.pk] = _JobMemory(table, VaultPairs())
+    return memory
 
 
 class _FinishedTemporaryFile(File):

@@ -31,8 +31,6 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from consent.reasons import OptOutReason
-from datasets.native._records import ffi as _ffi
-from datasets.native._records import lib as _native
 from datasets.pipeline.framing import BLOCK_BYTES, Block, iter_blocks
 from datasets.pipeline.mapping import GENERALISE_RULES, Mapping
 from datasets.pipeline.number_table import INVALID, NATIONAL, TYPE1, Exclusions, NumberTable
@@ -44,6 +42,7 @@ from datasets.pipeline.transforms import (
     _generalise_date,
     _neutralise,
 )
+from datasets.pipeline.vault import VaultPairs
 from phm_portal.lib import csv_safe, nhs_number
 
 
@@ -79,16 +78,13 @@ class Pseudonymiser:
     reference_date: dt.date
     report: Report = field(default_factory=Report)
     table: NumberTable | None = None
+    # The pairs the job's vault already holds (datasets.pipeline.vault); this range's new
+    # pairs are added to it.
+    vault_pairs: VaultPairs = field(default_factory=VaultPairs)
 
     def __post_init__(self) -> None:
         if self.table is None:
             self.table = NumberTable(self.key, self.exclusions)
-        self._practice_ids: dict[str, int] = {}
-        self._practice_names: list[str] = []
-        # What this chunk's vault already holds: per slot, the practice written for it (-1:
-        # none yet); a patient met at a second practice (rare) is kept in the set.
-        self._vault_practice = np.zeros(0, dtype=np.int32)
-        self._vault_more: set[int] = set()
         self._kept = [c for c in self.header if c not in self.mapping.drop]
         self._rules = {g.column: g.rule for g in self.mapping.generalise}
         self._out_header = self.mapping.output_header(self.header)
@@ -209,7 +205,7 @@ class Pseudonymiser:
                 }
             )
             practice = self._kept_rows(rows.column(self.mapping.practice), mask)
-        return out, self._new_vault_rows(kept_slots, pa.chunked_array([practice]))
+        return out, self.vault_pairs.new_rows(self.table, kept_slots, pa.chunked_array([practice]))
 
     def _column_reader(self, rows: pa.Table | Records) -> Callable[[str], pa.ChunkedArray]:
         if isinstance(rows, Records):
@@ -234,56 +230,6 @@ class Pseudonymiser:
                 plan.append(self._index[value])
         return rows.write(keep, plan)
 
-    def _new_vault_rows(self, slot: np.ndarray, practice: pa.ChunkedArray) -> pa.Table | None:
-        """Return the (pseudonym, practice, NHS number) pairs this job has not written yet."""
-        if not len(slot):
-            return None
-        encoded = pc.dictionary_encode(practice).combine_chunks()
-        ids = self._practice_ids
-        local = np.array(
-            [ids.setdefault(n, len(ids)) for n in encoded.dictionary.to_pylist()], dtype=np.int32
-        )
-        if len(ids) > len(self._practice_names):
-            self._practice_names = sorted(ids, key=ids.get)
-        practice_of_row = local[encoded.indices.to_numpy(zero_copy_only=False)]
-        if len(self._vault_practice) < self.table.size:
-            grown = np.full(max(self.table.size, 2 * len(self._vault_practice)), -1, np.int32)
-            grown[: len(self._vault_practice)] = self._vault_practice
-            self._vault_practice = grown
-        # Patients written for the first time (their first row's practice), and rows at a
-        # practice other than the one written for their patient (rare).
-        slot = np.ascontiguousarray(slot, dtype=np.int64)
-        fresh = np.empty(len(slot), dtype=np.int64)
-        other = np.empty(len(slot), dtype=np.int64)
-        others = _ffi.new("int64_t *")
-        found = _native.vault_rows_new(
-            _ffi.from_buffer("int32_t[]", self._vault_practice, require_writable=True),
-            _ffi.from_buffer("int64_t[]", slot),
-            _ffi.from_buffer("int32_t[]", practice_of_row),
-            len(slot),
-            _ffi.from_buffer("int64_t[]", fresh, require_writable=True),
-            _ffi.from_buffer("int64_t[]", other, require_writable=True),
-            others,
-        )
-        new_slots = np.sort(slot[fresh[:found]])
-        pairs = new_slots * 65536 + self._vault_practice[new_slots]
-        if others[0]:
-            rows = other[: others[0]]
-            seen = set((slot[rows] * 65536 + practice_of_row[rows]).tolist())
-            more = sorted(seen - self._vault_more)
-            self._vault_more.update(more)
-            pairs = np.concatenate((pairs, np.array(more, dtype=np.int64)))
-        if not len(pairs):
-            return None
-        slots, practices = pairs // 65536, pairs % 65536
-        return pa.table(
-            {
-                "pseudonym": self.table.codes_of(slots),
-                "practice": pc.take(pa.array(self._practice_names, pa.string()), practices),
-                "nhs_number": self.table.numbers_of(slots),
-            }
-        )
-
     # -- whole streams -------------------------------------------------------------
     def write(self, out: pa.Table | bytes, sink: BinaryIO) -> None:
         if not self._wrote_header:
@@ -296,7 +242,9 @@ class Pseudonymiser:
             sink.write(out)
         else:
             pcsv.write_csv(
-                out, sink, pcsv.WriteOptions(include_header=False, quoting_style="needed")
+                out,
+                sink,
+                pcsv.WriteOptions(include_header=False, quoting_style="needed", batch_size=1 << 20),
             )
 
 
@@ -318,6 +266,7 @@ def pseudonymise(
     table: NumberTable | None = None,
     block_bytes: int = BLOCK_BYTES,
     vault_rows: Callable[[pa.Table], None] | None = None,
+    vault_pairs: VaultPairs | None = None,
 ) -> Report:
     """Run the whole pipeline over one plaintext stream; return the report.
 
@@ -325,9 +274,18 @@ def pseudonymise(
     2. Parse each block, resolve its distinct NHS numbers (valid? opted out? code),
        generalise, drop, neutralise and filter.
     3. Write the coded rows to `sink` and the re-identification vault to `vault_sink`
-       (each block's new vault rows are also given to `vault_rows`: the index's).
+       (each block's new vault rows are also given to `vault_rows`: the index's), leaving
+       out the pairs `vault_pairs` holds (the job's published parts'; it is added to).
     """
-    worker = Pseudonymiser(header, mapping, key, exclusions, reference_date, table=table)
+    worker = Pseudonymiser(
+        header,
+        mapping,
+        key,
+        exclusions,
+        reference_date,
+        table=table,
+        vault_pairs=VaultPairs() if vault_pairs is None else vault_pairs,
+    )
     worker._wrote_header = not write_header
     wrote_vault_header = False
     blocks = iter_blocks(
@@ -345,8 +303,12 @@ def pseudonymise(
         out, vault = worker.transform(*worker.parse(block))
         worker.write(out, sink)
         if vault_sink is not None and vault is not None:
+            # A block's vault rows in one write (pyarrow writes 1,024 rows a call by
+            # default; each call to the encrypting stream costs tens of microseconds).
             pcsv.write_csv(
-                vault, vault_sink, pcsv.WriteOptions(include_header=not wrote_vault_header)
+                vault,
+                vault_sink,
+                pcsv.WriteOptions(include_header=not wrote_vault_header, batch_size=1 << 20),
             )
             wrote_vault_header = True
         if vault_rows is not None and vault is not None:

@@ -96,3 +96,85 @@ def test_a_part_of_a_job_from_before_indexes_gets_one_when_first_needed(
     assert results == [{"code": code_of("9434765919", programme), "nhs_number": "9434765919"}]
     assert not not_found
     assert default_storage.exists(name)
+
+
+def vault_pairs_of(chunk: JobChunk) -> list[tuple[str, str]]:
+    """Return the (NHS number, practice) pairs of a part's vault, as stored (decrypted)."""
+    import csv
+
+    from django.conf import settings
+
+    from phm_portal.lib import envelope
+
+    key = envelope.unwrap(settings.KEY_ENCRYPTION_KEY, bytes(chunk.vault_key))
+    with default_storage.open(chunk.vault_file, "rb") as f:
+        text = envelope.decrypting_reader(key, f, chunk.vault_associated_data).read().decode()
+    return [(row["nhs_number"], row["practice"]) for row in csv.DictReader(io.StringIO(text))]
+
+
+def reidentified(alice, programme, numbers: list[str]) -> list[str]:
+    results, _ = services.reidentify(
+        actor=alice,
+        practice=Organisation.objects.get(ods_code="A81001"),
+        programme=programme,
+        codes=[code_of(n, programme) for n in numbers],
+    )
+    return [r["nhs_number"] for r in results]
+
+
+@pytest.fixture
+def repeated(api, alice, flow, programme, settings):
+    """An extract whose first patient comes back in its last record, cut in one chunk per
+    record (after one holding only the header)."""
+    programme.national_opt_out_applies = False
+    programme.national_opt_out_exemption = "Section 251 support."
+    programme.save()
+    settings.PHM_JOB_CHUNK_BYTES = 40
+    return upload_extract(api(alice), flow, [ROWS[0], ROWS[1], ROWS[0]])
+
+
+def test_the_parts_one_worker_publishes_hold_each_patient_once_and_all_are_found(
+    admin, alice, programme, repeated
+):
+    job = run_job(services.dataset_pseudonymise(actor=admin, dataset=repeated))
+    chunks = list(JobChunk.objects.filter(job=job).order_by("index"))
+    # The last part leaves out the patient the first part, published, already holds.
+    assert [vault_pairs_of(chunk) for chunk in chunks if chunk.report["rows_in"]] == [
+        [("9434765919", "A81001")],
+        [("4010232137", "B82002")],
+        [],
+    ]
+    assert sum(chunk.report["vault_rows"] for chunk in chunks) == 2
+    assert reidentified(alice, programme, ["9434765919"]) == ["9434765919"]
+
+
+def test_a_part_that_was_not_published_leaves_its_patients_to_the_next(
+    admin, alice, programme, repeated, monkeypatch
+):
+    job = services.dataset_pseudonymise(actor=admin, dataset=repeated)
+    *header, first, second, third = services.job_start(job_id=job.pk)
+    for chunk_id in header:
+        services.job_chunk_run(chunk_id=chunk_id)
+    run_range = services._run_range
+
+    def taken_over(chunk, attempt, lease):
+        result = run_range(chunk, attempt, lease)
+        # Meanwhile another attempt took the chunk over: this one's part is not published.
+        JobChunk.objects.filter(pk=chunk.pk).update(attempts=attempt + 1)
+        return result
+
+    monkeypatch.setattr(services, "_run_range", taken_over)
+    services.job_chunk_run(chunk_id=first)
+    monkeypatch.setattr(services, "_run_range", run_range)
+    assert JobChunk.objects.get(pk=first).status == JobChunk.Status.RUNNING
+    services.job_chunk_run(chunk_id=second)
+    services.job_chunk_run(chunk_id=third)
+    # The third part holds the first patient: the part that held it was thrown away.
+    assert vault_pairs_of(JobChunk.objects.get(pk=third)) == [("9434765919", "A81001")]
+    # The attempt that took the first chunk over (another process) publishes it.
+    services._tables.clear()
+    JobChunk.objects.filter(pk=first).update(status="pending")
+    services.job_chunk_run(chunk_id=first)
+    job = services.job_finish(job_id=job.pk)
+    assert job.status == job.Status.SUCCEEDED
+    assert reidentified(alice, programme, ["9434765919"]) == ["9434765919"]
