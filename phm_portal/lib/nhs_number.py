@@ -165,6 +165,8 @@ def texts(values: np.ndarray) -> np.ndarray:
     """Return NHS numbers given as integers (as `ids` returns them) as 10-digit bytes,
     leading zeros kept (three look-ups of four digits a number, not a text conversion)."""
     values = np.asarray(values, dtype=np.int64)
+    if len(values) and (values.min() < 0 or values.max() >= 10**10):
+        raise ValueError("texts: an NHS number as an integer is from 0 to 9,999,999,999")
     out = np.empty((len(values), 10), dtype=np.uint8)
     high, low = np.divmod(values, 10_000)
     high, middle = np.divmod(high, 10_000)

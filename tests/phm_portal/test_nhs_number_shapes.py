@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -98,3 +99,11 @@ def test_numbers_as_integers_come_back_as_their_ten_digits_leading_zeros_too():
     ids = nhs_number.ids(pa.array([*INPUTS, "0123456789"]))
     texts = [t.decode() for t in nhs_number.texts(ids[ids >= 0])]
     assert texts == [e for e in EXPECTED if e is not None] + ["0123456789"]
+
+
+def test_texts_refuses_what_is_not_a_number_as_ids_gives_it():
+    # -1 is how ids marks an invalid number: it must not come back as "9999999999".
+    for values in ([-1], [10**10], [9434765919, -1]):
+        with pytest.raises(ValueError):
+            nhs_number.texts(np.array(values, dtype=np.int64))
+    assert nhs_number.texts(np.array([], dtype=np.int64)).tolist() == []
