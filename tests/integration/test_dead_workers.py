@@ -4,6 +4,8 @@ finishes the job, byte-identical and published once; a cancel with no live worke
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from datasets.models import Job, JobChunk
 from phm_portal.celery import app
 from phm_portal.lib import filesystem_broker
 from phm_portal.models import AuditEvent
+from tests.integration.conftest import wait_for
 from tests.integration.test_nothing_lost import drop_broker_connections
 from tests.integration.test_pseudonymisation_workers import (  # noqa: F401 - a fixture
     shared_storage,
@@ -79,19 +82,54 @@ def temporary(job: Job) -> list[Path]:
     return sorted(Path(django_settings.FILE_UPLOAD_TEMP_DIR).glob(f"{job.pk}-*"))
 
 
+def stop_group(group: int, signal_number: int) -> None:
+    """Send a signal to a worker's process group; for SIGSTOP, return once all are stopped."""
+    os.killpg(group, signal_number)
+    if signal_number != signal.SIGSTOP:
+        return
+    wait_for(
+        lambda: all(state in "TtZX" for state in group_states(group)),
+        timeout=5,
+        interval=0.001,
+        what=f"process group {group} to stop",
+    )
+
+
+def group_states(group: int) -> list[str]:
+    """Return the state letter of each process of a process group (from /proc)."""
+    states = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process has gone
+            continue
+        if int(fields[2]) == group:  # state, ppid, pgrp
+            states.append(fields[0])
+    return states
+
+
 def kill_mid_job(workers, job: Job) -> list[int]:
     """Run the job on a worker of two pool processes and SIGKILL the whole worker mid-way;
-    return the chunks it held."""
-    workers.start("w1", processes=2, **RECOVERY)
-    workers.wait_for(
-        lambda: (
-            job.chunks.filter(status="done").count() >= 2
-            and job.chunks.filter(status="running").exists()
-            and temporary(job)
-        ),
-        what="the job to be under way",
-        interval=0.02,  # a chunk of 64 KiB runs in tens of milliseconds: look often
-    )
+    return the chunks it held.
+
+    A chunk of 64 KiB runs in tens of milliseconds, so the worker is stopped (SIGSTOP)
+    while the test looks: what it sees (a chunk running with its temporary files) is what
+    the kill leaves, not what was there a moment before.
+    """
+    process = workers.start("w1", processes=2, **RECOVERY)
+
+    def caught_mid_way() -> bool:
+        stop_group(process.pid, signal.SIGSTOP)
+        running = job.chunks.filter(status="running").values_list("index", "attempts")
+        if job.chunks.filter(status="done").count() >= 2 and any(
+            (Path(django_settings.FILE_UPLOAD_TEMP_DIR) / f"{job.pk}-{i}-{a}.part.enc").exists()
+            for i, a in running
+        ):
+            return True
+        stop_group(process.pid, signal.SIGCONT)
+        return False
+
+    workers.wait_for(caught_mid_way, what="the job to be under way", interval=0.02)
     workers.kill("w1")
     held = list(job.chunks.filter(status="running").values_list("pk", flat=True))
     assert held, "the worker held no chunk when it was killed: the test proves nothing"
