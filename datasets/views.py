@@ -55,7 +55,7 @@ class UploadForm(PortalForm):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        flows = DataFlow.objects.filter(status=DataFlow.Status.APPROVED).select_related(
+        flows = DataFlow.objects.carrying_data().select_related(
             "source", "destination", "programme"
         )
         suspended = DataFlow.objects.filter(status=DataFlow.Status.SUSPENDED).select_related(

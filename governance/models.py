@@ -418,6 +418,15 @@ class Participation(models.Model):
         return [labels.get(r, r) for r in self.responsibilities]
 
 
+class DataFlowQuerySet(models.QuerySet):
+    def carrying_data(self) -> DataFlowQuerySet:
+        """The flows data may move on now: DataFlow.is_approved and Programme.is_open, asked
+        of the database."""
+        return self.filter(
+            status=DataFlow.Status.APPROVED, programme__status__in=Programme.OPEN_STATUSES
+        )
+
+
 class DataFlow(models.Model):
     """Permission for one organisation to send one kind of data to another in a programme.
 
@@ -486,6 +495,8 @@ class DataFlow(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = DataFlowQuerySet.as_manager()
 
     # The workflow: action -> (the states it may start from, the state it leads to).
     # governance.services applies it; permissions.data_flow_actions_for reads it.

@@ -33,7 +33,6 @@ from governance.models import (
     AssuranceReminder,
     DataFlow,
     Organisation,
-    Programme,
     SharingAgreement,
     User,
 )
@@ -156,9 +155,7 @@ def _recipients(flows: list[DataFlow]) -> list[str]:
 
 def _watched_flows() -> list[DataFlow]:
     return list(
-        DataFlow.objects.filter(
-            status=DataFlow.Status.APPROVED, programme__status__in=Programme.OPEN_STATUSES
-        )
+        DataFlow.objects.carrying_data()
         .select_related("programme", "source", "destination")
         .order_by("pk")
     )

@@ -87,6 +87,22 @@ def test_the_upload_page_offers_only_the_persons_approved_flows(client, charlie,
     assert f'value="{flow.pk}"' not in page
 
 
+def test_the_upload_page_leaves_out_an_approved_flow_of_an_ended_programme(
+    client, alice, flow, programme
+):
+    client.force_login(alice)
+    assert f'value="{flow.pk}"' in client.get("/datasets/upload/").content.decode()
+    programme.status = "ended"
+    programme.save(update_fields=["status"])
+    page = client.get("/datasets/upload/").content.decode()
+    assert f'value="{flow.pk}"' not in page
+    # A crafted POST of the flow is refused at the field; nothing is stored.
+    response = upload(client, flow)
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    assert not Dataset.objects.exists()
+
+
 def test_an_outsider_cannot_upload_through_the_page(client, charlie, flow):
     client.force_login(charlie)
     response = upload(client, flow)
