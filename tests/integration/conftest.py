@@ -156,3 +156,29 @@ def wait_for(predicate, *, timeout: float = 60, interval: float = 0.2, what: str
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def stop_group(group: int, signal_number: int) -> None:
+    """Send a signal to a worker's process group; for SIGSTOP, return once all are stopped."""
+    os.killpg(group, signal_number)
+    if signal_number != signal.SIGSTOP:
+        return
+    wait_for(
+        lambda: all(state in "TtZX" for state in group_states(group)),
+        timeout=5,
+        interval=0.001,
+        what=f"process group {group} to stop",
+    )
+
+
+def group_states(group: int) -> list[str]:
+    """Return the state letter of each process of a process group (from /proc)."""
+    states = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process has gone
+            continue
+        if int(fields[2]) == group:  # state, ppid, pgrp
+            states.append(fields[0])
+    return states

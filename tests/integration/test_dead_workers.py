@@ -4,7 +4,6 @@ finishes the job, byte-identical and published once; a cancel with no live worke
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from datasets.models import Job, JobChunk
 from phm_portal.celery import app
 from phm_portal.lib import filesystem_broker
 from phm_portal.models import AuditEvent
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import stop_group
 from tests.integration.test_nothing_lost import drop_broker_connections
 from tests.integration.test_pseudonymisation_workers import (  # noqa: F401 - a fixture
     shared_storage,
@@ -80,32 +79,6 @@ def dataset(api, alice, programme, practice_a, csu, shared_storage, settings, tm
 
 def temporary(job: Job) -> list[Path]:
     return sorted(Path(django_settings.FILE_UPLOAD_TEMP_DIR).glob(f"{job.pk}-*"))
-
-
-def stop_group(group: int, signal_number: int) -> None:
-    """Send a signal to a worker's process group; for SIGSTOP, return once all are stopped."""
-    os.killpg(group, signal_number)
-    if signal_number != signal.SIGSTOP:
-        return
-    wait_for(
-        lambda: all(state in "TtZX" for state in group_states(group)),
-        timeout=5,
-        interval=0.001,
-        what=f"process group {group} to stop",
-    )
-
-
-def group_states(group: int) -> list[str]:
-    """Return the state letter of each process of a process group (from /proc)."""
-    states = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process has gone
-            continue
-        if int(fields[2]) == group:  # state, ppid, pgrp
-            states.append(fields[0])
-    return states
 
 
 def kill_mid_job(workers, job: Job) -> list[int]:

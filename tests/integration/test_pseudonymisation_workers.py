@@ -1,7 +1,6 @@
 """A real job on real workers: Redis, PostgreSQL, a chord of chunks, and a worker killed mid-chunk."""
 
 import base64
-import os
 import signal
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from datasets import services
 from datasets.models import Dataset, Job, JobChunk
 from phm_portal.models import AuditEvent
 from tests.datasets.conftest import make_flow
+from tests.integration.conftest import stop_group
 
 pytestmark = pytest.mark.integration
 
@@ -83,12 +83,17 @@ def test_a_worker_killed_mid_chunk_is_replaced_and_the_output_is_as_if_nothing_h
     job = services.dataset_pseudonymise(actor=admin, dataset=big_dataset)
     assert job.chunks.count() >= 4
 
-    workers.wait_for(
-        lambda: JobChunk.objects.filter(job=job, status="running").exists(),
-        what="a chunk to start",
-    )
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait()
+    # A chunk of 4 MiB runs in tens of milliseconds: the worker is stopped (SIGSTOP) while
+    # the test looks, so the chunk it sees running is the one the kill interrupts.
+    def caught_running() -> bool:
+        stop_group(first.pid, signal.SIGSTOP)
+        if JobChunk.objects.filter(job=job, status="running").exists():
+            return True
+        stop_group(first.pid, signal.SIGCONT)
+        return False
+
+    workers.wait_for(caught_running, what="a chunk to start", interval=0.005)
+    workers.kill("w1")
     killed = JobChunk.objects.filter(job=job, status="running").first()
     assert killed is not None, (
         "the worker was killed after its chunk finished; the test proves nothing"
