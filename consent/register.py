@@ -10,8 +10,9 @@ np.searchsorted, so no number asked about needs a keyed blind index:
 - National data opt-out: each complete check's results are compiled once, when the
   check is imported, into its numbers and their opted-out flags, sealed (encrypted) in
   storage at a path named after the check (`national_check_results`). Workers load them
-  in milliseconds. A check imported before compiled results existed is compiled the
-  first time it is needed.
+  in milliseconds, and merge a programme's unexpired checks once while they stay the
+  same (`national_results_merged`). A check imported before compiled results existed is
+  compiled the first time it is needed.
 - Type 1: the few current dissents at the programme's practices, read and decrypted
   when the register is loaded (they change at any time).
 """
@@ -91,8 +92,18 @@ def _results_ad(check: NationalOptOutCheck) -> bytes:
     ).encode()
 
 
-# Compiled results loaded by this process, by check (a complete check never changes).
+# Compiled results loaded by this process, by check, and merged, by the checks merged (a
+# complete check never changes): a worker reads and merges a programme's checks once, not
+# for every job, while they are the same checks.
 _loaded: dict[bytes, NationalResults] = {}
+_LOADED_MAX = 4
+
+
+def _remember(key: bytes, results: NationalResults) -> NationalResults:
+    if key not in _loaded and len(_loaded) >= _LOADED_MAX:
+        _loaded.pop(next(iter(_loaded)))
+    _loaded[key] = results
+    return results
 
 
 def national_check_results(*, check: NationalOptOutCheck) -> NationalResults:
@@ -130,10 +141,7 @@ def national_check_results(*, check: NationalOptOutCheck) -> NationalResults:
         if default_storage.exists(name):
             default_storage.delete(name)
         default_storage.save(name, ContentFile(sealed))
-    if len(_loaded) >= 4:
-        _loaded.pop(next(iter(_loaded)))
-    _loaded[ad] = results
-    return results
+    return _remember(ad, results)
 
 
 def _compile_national(check: NationalOptOutCheck) -> NationalResults:
@@ -164,6 +172,20 @@ def national_check_results_delete(*, check_ids: Iterable[int]) -> int:
 def national_check_results_exist(*, check_ids: Iterable[int]) -> bool:
     """Return whether compiled results of any of these checks are still stored."""
     return any(default_storage.exists(_results_name(pk)) for pk in check_ids)
+
+
+def national_results_merged(*, checks: Sequence[NationalOptOutCheck]) -> NationalResults:
+    """Return the results of these checks (newest first) merged: a patient's newest
+    covering check decides. Merged once per process while the checks are the same."""
+    for check in checks:
+        if check.status != NationalOptOutCheck.Status.COMPLETE:
+            raise NotAllowedNow(f"This check is {check.get_status_display().lower()}.")
+    key = b"\n".join(_results_ad(check) for check in checks)
+    merged = _loaded.get(key)
+    if merged is None:
+        merged = _merge_newest_first([national_check_results(check=c) for c in checks])
+        _remember(key, merged)
+    return merged
 
 
 def _merge_newest_first(results: Sequence[NationalResults]) -> NationalResults:
@@ -340,7 +362,7 @@ def opt_out_register_for(*, data_flow: DataFlow) -> OptOutRegister:
         result.national_check_id = newest.pk
         result.national_checked_on = newest.checked_on
         result.national_expires_on = newest.expires_on
-        national = _merge_newest_first([national_check_results(check=c) for c in checks])
+        national = national_results_merged(checks=checks)
     type1 = _EMPTY
     if programme.type1_opt_out_applies:
         type1 = type1_current_dissent_numbers(programme_practice_ids(programme))

@@ -93,6 +93,27 @@ def test_the_newest_covering_check_decides_in_the_compiled_form(
     assert result.excluded == []
 
 
+def test_a_worker_merges_a_programme_s_checks_once_until_another_check_is_imported(
+    flow, national_check, numbers, today, monkeypatch
+):
+    a, b, c = numbers(3)
+    national_check([a, b], [a], checked_on=today - dt.timedelta(days=10))  # b opted out
+    national_check([b], [b], checked_on=today - dt.timedelta(days=5))  # and is allowed now
+    merges = []
+    merge = register._merge_newest_first
+    monkeypatch.setattr(register, "_merge_newest_first", lambda r: merges.append(1) or merge(r))
+
+    def excluded():
+        return opt_out_register_check(data_flow=flow, nhs_numbers=[a, b, c]).excluded
+
+    assert excluded() == [(c, ["national_unchecked"])]
+    assert excluded() == [(c, ["national_unchecked"])]
+    assert len(merges) == 1  # the second job's register found them merged
+    national_check([b, c], [c], checked_on=today)  # b opted out again; c now checked
+    assert excluded() == [(b, ["national"])]
+    assert len(merges) == 2
+
+
 def test_the_register_s_masks_agree_with_its_reasons(flow, national_check, record, numbers):
     a, b, c, d = numbers(4)
     record(a)
