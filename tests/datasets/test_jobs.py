@@ -4,10 +4,12 @@ import csv
 import hashlib
 import hmac
 import io
+import os
 
 import pytest
+from django.core.files.storage import default_storage
 
-from datasets import services
+from datasets import reidentification, services
 from datasets.models import Job, JobChunk, ProgrammeKey
 from datasets.pipeline.hashing import CODE_LENGTH
 from governance.models import DataFlow
@@ -201,6 +203,40 @@ def test_codes_are_stable_within_a_programme(api, admin, alice, flow, dataset):
     )
     assert first[0]["pseudonym"] == second[0]["pseudonym"]
     assert ProgrammeKey.objects.count() == 1
+
+
+def test_each_part_is_on_disk_before_its_chunk_is_marked_done(
+    admin, dataset, settings, monkeypatch
+):
+    """A part marked done survives a crash of the machine: its output, vault and index
+    are flushed to disk (fdatasync) while the chunk is still running, then published."""
+    settings.PHM_JOB_CHUNK_BYTES = 100  # several chunks
+    synced = {}
+    real_sync = getattr(os, "fdatasync", os.fsync)
+
+    def sync(descriptor):
+        running = set(
+            JobChunk.objects.filter(status=JobChunk.Status.RUNNING).values_list("pk", flat=True)
+        )
+        synced[os.fstat(descriptor).st_ino] = running
+        real_sync(descriptor)
+
+    monkeypatch.setattr(os, "fdatasync", sync, raising=False)
+    monkeypatch.setattr(os, "fsync", sync)
+    job = run_job(services.dataset_pseudonymise(actor=admin, dataset=dataset))
+    assert job.status == "succeeded"
+    chunks = list(job.chunks.all())
+    assert len(chunks) > 1
+    for chunk in chunks:
+        names = [
+            chunk.output_file,
+            chunk.vault_file,
+            reidentification.index_name(job.pk, chunk.index),
+        ]
+        for name in names:
+            inode = os.stat(default_storage.path(name)).st_ino
+            assert inode in synced, f"{name} was published without being flushed to disk"
+            assert chunk.pk in synced[inode], f"{name} was flushed after its chunk was done"
 
 
 def test_no_partial_output_is_downloadable(api, admin, csu_analyst, dataset):
