@@ -252,12 +252,14 @@ def _open_dataset_at(dataset: Dataset, position: int) -> tuple[BinaryIO, int]:
         return envelope.decrypting_reader(key, source, dataset.associated_data), 0
     starts = [s["start"] for s in segments]
     first = max(0, bisect.bisect_right(starts, position) - 1)
+    # Unbuffered: its readers take large blocks and short reads (framing.iter_blocks).
     reader = envelope.segmented_reader(
         key,
         source,
         dataset.associated_data,
         [(s["offset"], s["length"]) for s in segments],
         first,
+        buffered=False,
     )
     return reader, starts[first]
 

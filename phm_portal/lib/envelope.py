@@ -89,9 +89,47 @@ class _KeepOpen(io.RawIOBase):
         return len(data)
 
 
+class _Encrypting(io.BufferedIOBase):
+    """Tink's encrypting stream, with a large write of bytes handed to Tink as it is.
+
+    Tink's own buffered writer passes such a write on as a memoryview, which Tink then
+    copies into bytes: one more copy of everything a job writes.
+    """
+
+    def __init__(self, buffered: io.BufferedWriter) -> None:
+        self._buffered = buffered
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        if type(b) is not bytes or len(b) < io.DEFAULT_BUFFER_SIZE:
+            return self._buffered.write(b)
+        self._buffered.flush()  # what came before goes first
+        raw = self._buffered.raw
+        done = raw.write(b)
+        while done < len(b):  # Tink took part of it: the rest
+            done += raw.write(memoryview(b)[done:])
+        return len(b)
+
+    def flush(self) -> None:
+        if not self._buffered.closed:
+            self._buffered.flush()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self._buffered.close()  # Tink writes the last segment and its tag
+        finally:
+            super().close()
+
+
 def encrypting_writer(key: DataKey, destination: BinaryIO, associated_data: bytes) -> BinaryIO:
     """Return a writable stream whose bytes reach `destination` encrypted; close it to finish."""
-    return key.primitive().new_encrypting_stream(_KeepOpen(destination), associated_data)
+    return _Encrypting(
+        key.primitive().new_encrypting_stream(_KeepOpen(destination), associated_data)
+    )
 
 
 class _Decrypting(io.RawIOBase):
@@ -226,14 +264,19 @@ class _Bounded(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:
+    def read(self, size: int = -1) -> bytes:
+        # Tink reads with read(): the file's bytes are passed on as they are, not copied.
         if self._left <= 0:
-            return 0
+            return b""
         if self._offset is not None:
             self._raw.seek(self._offset)
             self._offset = None
-        data = self._raw.read(min(len(b), self._left))
+        data = self._raw.read(self._left if size is None or size < 0 else min(size, self._left))
         self._left -= len(data)
+        return data
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
         b[: len(data)] = data
         return len(data)
 
@@ -250,11 +293,14 @@ class _SegmentedReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:
+    def read(self, size: int = -1) -> bytes:
+        """Return up to `size` bytes of plaintext (fewer at the end of a segment)."""
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(1 << 20), b""))
         while True:
             if self._current is None:
                 if self._next >= len(self._segments):
-                    return 0
+                    return b""
                 offset, length = self._segments[self._next]
                 self._current = decrypting_reader(
                     self._key,
@@ -262,10 +308,15 @@ class _SegmentedReader(io.RawIOBase):
                     _segment_ad(self._ad, self._next),
                 )
                 self._next += 1
-            n = self._current.readinto(b)
-            if n:
-                return n
+            data = self._current.read(size)
+            if data:
+                return data
             self._current = None
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
 
     def close(self) -> None:
         self._source.close()
@@ -278,9 +329,16 @@ def segmented_reader(
     associated_data: bytes,
     segments: list[tuple[int, int]],
     first: int = 0,
+    *,
+    buffered: bool = True,
 ) -> BinaryIO:
-    """Return the plaintext of a segmented file from segment `first` on (`source` seekable)."""
-    return io.BufferedReader(_SegmentedReader(key, source, associated_data, segments, first))
+    """Return the plaintext of a segmented file from segment `first` on (`source` seekable).
+
+    Unbuffered, a read returns Tink's bytes as they are (not copied into a buffer), and may
+    return fewer than asked at the end of a segment: for readers of large blocks.
+    """
+    reader = _SegmentedReader(key, source, associated_data, segments, first)
+    return io.BufferedReader(reader) if buffered else reader
 
 
 # --- sealed files: small parts, each read on its own -----------------------------------
