@@ -26,6 +26,27 @@ def test_a_file_round_trips_and_its_key_is_stored_wrapped():
     assert b"".join(envelope.iter_plaintext(again, io.BytesIO(ciphertext), b"dataset:1")) == data
 
 
+def test_writes_of_every_size_and_kind_arrive_whole_and_in_order():
+    """Small writes are buffered, large bytes go to Tink as they are: in the order written."""
+    pieces = [
+        b"head,",
+        os.urandom(3 * 1024 * 1024),  # large bytes: handed over whole
+        bytearray(os.urandom(100)),
+        memoryview(os.urandom(70_000)),
+        b"x" * 9000,
+        b"",
+        os.urandom(10),
+    ]
+    key = envelope.new_data_key(KEK)
+    out = io.BytesIO()
+    writer = envelope.encrypting_writer(key, out, b"dataset:1")
+    assert [writer.write(p) for p in pieces] == [len(p) for p in pieces]
+    writer.close()
+    writer.close()  # closing twice is harmless
+    plain = b"".join(envelope.iter_plaintext(key, io.BytesIO(out.getvalue()), b"dataset:1"))
+    assert plain == b"".join(bytes(p) for p in pieces)
+
+
 @pytest.mark.parametrize("position", [0, 100, 1024 * 1024 + 5, -1])
 def test_a_changed_byte_fails(position):
     key, ciphertext = encrypt(os.urandom(2 * 1024 * 1024))
@@ -66,6 +87,22 @@ def test_a_segmented_file_reads_from_any_segment_without_the_ones_before():
             key, io.BytesIO(ciphertext), b"dataset:1", segments, first
         )
         assert reader.read() == data[first * 1000 :]
+
+
+@pytest.mark.parametrize("size", [1, 999, 1000, 1001, 4096])
+def test_an_unbuffered_segmented_reader_gives_everything_in_order_never_more_than_asked(size):
+    data = os.urandom(10_000)
+    key, ciphertext, segments = segmented(data, 1000)
+    reader = envelope.segmented_reader(
+        key, io.BytesIO(ciphertext), b"dataset:1", segments, 2, buffered=False
+    )
+    pieces = list(iter(lambda: reader.read(size), b""))
+    assert all(0 < len(p) <= size for p in pieces)
+    assert b"".join(pieces) == data[2000:]
+    again = envelope.segmented_reader(
+        key, io.BytesIO(ciphertext), b"dataset:1", segments, 9, buffered=False
+    )
+    assert again.read() == data[9000:]
 
 
 def test_segments_swapped_or_cut_away_fail():
