@@ -805,10 +805,16 @@ class _PartFile(io.FileIO):
     def write(self, b) -> int:
         written = super().write(b)
         self._since += written or 0
-        if self._since >= self.WRITE_BEHIND_BYTES and hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(self.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        if self._since >= self.WRITE_BEHIND_BYTES:
+            _leave_page_cache(self.fileno())
             self._since = 0
         return written
+
+
+def _leave_page_cache(descriptor: int) -> None:
+    """Start writing a file's dirty pages to the disk and drop those already there."""
+    if hasattr(os, "posix_fadvise"):  # Linux; elsewhere the pages are left to the system
+        os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def _settle(file: BinaryIO) -> None:
@@ -823,8 +829,7 @@ def _settle(file: BinaryIO) -> None:
     file.flush()
     descriptor = file.fileno()
     getattr(os, "fdatasync", os.fsync)(descriptor)
-    if hasattr(os, "posix_fadvise"):  # Linux; elsewhere the pages are left to the system
-        os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+    _leave_page_cache(descriptor)
 
 
 def _replace_in_storage(name: str, path: Path) -> str:

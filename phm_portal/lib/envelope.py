@@ -132,22 +132,24 @@ def encrypting_writer(key: DataKey, destination: BinaryIO, associated_data: byte
     )
 
 
-class _Decrypting(io.RawIOBase):
-    """A readable plaintext stream that turns Tink's errors into DecryptionFailed."""
-
-    def __init__(self, inner) -> None:
-        self._inner = inner
+class _Reader(io.RawIOBase):
+    """A readable stream whose read() returns bytes as they come (no copy); readinto(),
+    for buffered readers, copies them."""
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b) -> int:
-        try:
-            data = self._inner.read(len(b))
-        except tink.TinkError as exc:
-            raise DecryptionFailed("The encrypted file is damaged or was changed.") from exc
+        data = self.read(len(b))
         b[: len(data)] = data
         return len(data)
+
+
+class _Decrypting(_Reader):
+    """A readable plaintext stream that turns Tink's errors into DecryptionFailed."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
 
     def read(self, size: int = -1) -> bytes:
         try:
@@ -253,16 +255,13 @@ class SegmentedWriter(io.RawIOBase):
         self.segments.append((self._start, self._sink.count - self._start))
 
 
-class _Bounded(io.RawIOBase):
+class _Bounded(_Reader):
     """Read `length` bytes of a seekable file from `offset`, then report the end."""
 
     def __init__(self, raw: BinaryIO, offset: int, length: int) -> None:
         self._raw = raw
         self._offset = offset
         self._left = length
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int = -1) -> bytes:
         # Tink reads with read(): the file's bytes are passed on as they are, not copied.
@@ -275,13 +274,8 @@ class _Bounded(io.RawIOBase):
         self._left -= len(data)
         return data
 
-    def readinto(self, b) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
 
-
-class _SegmentedReader(io.RawIOBase):
+class _SegmentedReader(_Reader):
     def __init__(self, key, source, associated_data, segments, first) -> None:
         self._key = key
         self._source = source
@@ -289,9 +283,6 @@ class _SegmentedReader(io.RawIOBase):
         self._segments = segments
         self._next = first
         self._current = None
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int = -1) -> bytes:
         """Return up to `size` bytes of plaintext (fewer at the end of a segment)."""
@@ -312,11 +303,6 @@ class _SegmentedReader(io.RawIOBase):
             if data:
                 return data
             self._current = None
-
-    def readinto(self, b) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         self._source.close()
