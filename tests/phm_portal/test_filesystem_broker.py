@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 import pytest
 from kombu import Connection
@@ -78,3 +79,94 @@ def test_the_embedded_default_uses_it(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "phm_portal.lib.filesystem_broker"
+
+
+# A polling interval far longer than any wait below: a consumer that polled would sleep
+# through the whole timeout; one woken by the folder or by an acknowledgement does not.
+SLOW_POLL = 60.0
+TIMEOUT = 20.0
+
+
+def slow_polling_connection(folder, monkeypatch) -> Connection:
+    # Nor does it look at the folder of its own accord in between.
+    monkeypatch.setattr(filesystem_broker, "IDLE_WAIT", SLOW_POLL)
+    conn = connection(folder)
+    conn.transport_options["polling_interval"] = SLOW_POLL
+    return conn
+
+
+def queue_name() -> str:
+    # kombu keeps the exchanges a process declared in class-level state: a queue name
+    # used with another folder earlier in this process would route nowhere here.
+    return f"jobs-{uuid.uuid4().hex}"
+
+
+def put_later(folder, name: str, payload: dict, delay: float = 0.3) -> threading.Thread:
+    def put() -> None:
+        time.sleep(delay)
+        with connection(folder) as conn:
+            conn.SimpleQueue(name).put(payload)
+
+    thread = threading.Thread(target=put)
+    thread.start()
+    return thread
+
+
+def test_a_waiting_consumer_is_woken_by_a_message_not_by_its_next_poll(folder, monkeypatch):
+    with slow_polling_connection(folder, monkeypatch) as conn:
+        name = queue_name()
+        queue = conn.SimpleQueue(name)
+        writer = put_later(folder, name, {"chunk": 1})
+        started = time.monotonic()
+        message = queue.get(timeout=TIMEOUT)
+        waited = time.monotonic() - started
+        writer.join()
+        assert message.payload == {"chunk": 1}
+        message.ack()
+    # Polling, it would have slept min(SLOW_POLL, TIMEOUT) = 20 s before looking again.
+    assert waited < TIMEOUT / 4
+
+
+def test_a_consumer_at_its_prefetch_limit_is_woken_when_a_message_is_acknowledged(
+    folder, monkeypatch
+):
+    name = queue_name()
+    with connection(folder) as conn:
+        for i in (1, 2):
+            conn.SimpleQueue(name).put({"chunk": i})
+    with slow_polling_connection(folder, monkeypatch) as conn:
+        received = []
+        consumer = conn.Consumer(
+            conn.SimpleQueue(name).queue,
+            callbacks=[lambda body, message: received.append((body, message))],
+        )
+        consumer.qos(prefetch_count=1)
+        with consumer:
+            conn.drain_events(timeout=TIMEOUT)
+            # One of the two (messages put in the same millisecond come in either order).
+            assert len(received) == 1
+            # The other waits in the folder: no event will come from it.
+            first = received[0][1]
+            acker = threading.Timer(0.3, first.ack)
+            acker.start()
+            started = time.monotonic()
+            conn.drain_events(timeout=TIMEOUT)
+            waited = time.monotonic() - started
+            acker.join()
+            assert sorted(body["chunk"] for body, _ in received) == [1, 2]
+            received[1][1].ack()
+    assert waited < TIMEOUT / 4
+
+
+def test_without_inotify_the_folder_is_polled_as_kombu_does(folder, monkeypatch):
+    monkeypatch.setattr(filesystem_broker, "INotify", None)
+    with connection(folder) as conn:
+        conn.transport_options["polling_interval"] = 0.05
+        name = queue_name()
+        queue = conn.SimpleQueue(name)
+        writer = put_later(folder, name, {"chunk": 7})
+        message = queue.get(timeout=TIMEOUT)
+        writer.join()
+        assert message.payload == {"chunk": 7}
+        message.ack()
+        assert conn.transport._wakeups is None
