@@ -669,6 +669,7 @@ def _run_range(chunk: JobChunk, attempt: int, lease: dt.timedelta) -> tuple[dict
     vault_key = envelope.new_data_key(settings.KEY_ENCRYPTION_KEY)
     stem = f"{job.pk}-{chunk.index}-{attempt}"
     out_path, vault_path = tmp / f"{stem}.part.enc", tmp / f"{stem}.vault.enc"
+    index_path = tmp / f"{stem}.index.enc"
     # A worker that died mid-chunk left its temporary ciphertext (unreadable: its data key
     # died with it); this attempt owns the chunk now, so it clears them away.
     for stale in tmp.glob(f"{job.pk}-{chunk.index}-*"):
@@ -695,6 +696,7 @@ def _run_range(chunk: JobChunk, attempt: int, lease: dt.timedelta) -> tuple[dict
             plain,
             _PartFile(out_path, "wb") as out_file,
             _PartFile(vault_path, "wb") as vault_file,
+            _PartFile(index_path, "wb") as index_file,
         ):
             ranged = framing.RangeReader(
                 plain,
@@ -725,16 +727,21 @@ def _run_range(chunk: JobChunk, attempt: int, lease: dt.timedelta) -> tuple[dict
             )
             sink.close()
             vault.close()
-            _settle(out_file)
-            _settle(vault_file)
+            # The index is sealed while the part's last pages go to the disk; then the
+            # three are waited for, all before the part is published.
+            _leave_page_cache(out_file.fileno())
+            _leave_page_cache(vault_file.fileno())
+            _index_write(job.pk, chunk.index, index, index_file)
+            for written in (out_file, vault_file, index_file):
+                _settle(written)
         output_bytes = out_path.stat().st_size
-        output_name, vault_name, _ = _part_names(job.pk, chunk.index)
+        output_name, vault_name, index_name = _part_names(job.pk, chunk.index)
         output_name = _replace_in_storage(output_name, out_path)
         vault_name = _replace_in_storage(vault_name, vault_path)
-        _index_store(job.pk, chunk.index, index)
+        _replace_in_storage(index_name, index_path)
     finally:
-        out_path.unlink(missing_ok=True)
-        vault_path.unlink(missing_ok=True)
+        for path in (out_path, vault_path, index_path):
+            path.unlink(missing_ok=True)
     return (
         {
             "rows_in": report.rows_in,
@@ -1032,6 +1039,17 @@ def reidentify(
     return results, not_found
 
 
+def _index_write(
+    job_id, chunk_index: int, index: reidentification.IndexBuilder, sink: BinaryIO
+) -> None:
+    """Seal a part's re-identification index into a file (then settled and stored)."""
+    index.write(
+        settings.KEY_ENCRYPTION_KEY,
+        sink,
+        reidentification.index_associated_data(job_id, chunk_index),
+    )
+
+
 def _index_store(job_id, chunk_index: int, index: reidentification.IndexBuilder) -> str:
     """Seal a part's re-identification index into a temporary file, then into storage."""
     handle, name = tempfile.mkstemp(
@@ -1040,11 +1058,7 @@ def _index_store(job_id, chunk_index: int, index: reidentification.IndexBuilder)
     path = Path(name)
     try:
         with os.fdopen(handle, "wb") as sink:
-            index.write(
-                settings.KEY_ENCRYPTION_KEY,
-                sink,
-                reidentification.index_associated_data(job_id, chunk_index),
-            )
+            _index_write(job_id, chunk_index, index, sink)
             _settle(sink)
         return _replace_in_storage(reidentification.index_name(job_id, chunk_index), path)
     finally:
