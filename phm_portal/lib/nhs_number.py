@@ -142,11 +142,15 @@ def ids(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
         rows = np.flatnonzero(np.diff(offsets) == 10)
         matrix = data[offsets[rows][:, None] + np.arange(10)]
     digits = matrix - np.uint8(48)  # a byte below "0" wraps past 9
-    # Products in floating point (BLAS): exact, as every sum is an integer below 2**53.
+    # Products, sums and the remainder in floating point (BLAS): exact, as every value is
+    # an integer below 2**53.
     floats = digits.astype(np.float64)
-    check = 11 - (floats[:, :9] @ _WEIGHTS).astype(np.int64) % 11
+    total = floats[:, :9] @ _WEIGHTS
+    check = 11 - (total - 11 * np.floor(total / 11))
     check[check == 11] = 0
-    valid = (digits <= 9).all(axis=1) & (check == digits[:, 9])
+    valid = check == floats[:, 9]  # a check digit of 10 is no digit: never valid
+    if digits.max(initial=0) > 9:  # some byte is not a digit: find its rows
+        valid &= (digits <= 9).all(axis=1)
     values = np.where(valid, (floats @ _POWER_FLOATS).astype(np.int64), -1)
     if rows is None:
         out = values
