@@ -161,6 +161,21 @@ def iter_blocks(
         chunk = source.read(block_bytes)
         if chunk:
             consumed += len(chunk)
+        j = chunk.rfind(b"\n") + 1 if header_done else 0
+        if j:
+            # The block would end at the chunk's last newline: made in one copy (carry +
+            # chunk, then its slice, copied everything twice).
+            head = b"".join((carry, memoryview(chunk)[:j])) if carry else chunk[:j]
+            arr = np.frombuffer(head, dtype=np.uint8)
+            if not (b'"' in head and np.count_nonzero(arr == _QUOTE) & 1):
+                # The last newline is outside quotes: the block ends there.
+                newlines = int(np.count_nonzero(arr == _NEWLINE))
+                yield Block(head, line, newlines)
+                line += newlines
+                carry = chunk[j:]
+                if progress is not None:
+                    progress(consumed - len(carry))
+                continue
         buf = carry + chunk if carry else chunk
         final = not chunk
         if final:
