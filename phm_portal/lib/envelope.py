@@ -158,6 +158,16 @@ class _Decrypting(_Reader):
         except tink.TinkError as exc:
             raise DecryptionFailed("The encrypted file is damaged or was changed.") from exc
 
+    def read_some(self, size: int) -> bytes:
+        """Return up to `size` bytes as Tink decrypted them (b"" at the end), perhaps fewer.
+
+        Tink's buffered reader would copy a large read into a buffer of its own first.
+        """
+        try:
+            return self._inner.raw.read(size)
+        except tink.TinkError as exc:
+            raise DecryptionFailed("The encrypted file is damaged or was changed.") from exc
+
 
 def decrypting_reader(key: DataKey, source: BinaryIO, associated_data: bytes) -> BinaryIO:
     """Return a readable stream of the plaintext of `source`."""
@@ -299,7 +309,7 @@ class _SegmentedReader(_Reader):
                     _segment_ad(self._ad, self._next),
                 )
                 self._next += 1
-            data = self._current.read(size)
+            data = self._current.read_some(size)
             if data:
                 return data
             self._current = None
