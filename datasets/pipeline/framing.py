@@ -137,6 +137,29 @@ def _records(
     return starts, ends, lines
 
 
+def _read_pieces(source: BinaryIO, size: int) -> list[bytes]:
+    """Read up to `size` bytes, as the pieces the source returns (none at its end).
+
+    A reader may return less than asked (the decrypting reader: one segment of Tink's
+    stream, 1 MB): a block is still about `size` bytes, and joined once.
+    """
+    pieces: list[bytes] = []
+    got = 0
+    while got < size:
+        piece = source.read(size - got)
+        if not piece:
+            break
+        pieces.append(piece)
+        got += len(piece)
+    return pieces
+
+
+def _ends_outside_quotes(arr: np.ndarray, quoted: bool) -> bool:
+    """Whether the last byte of `arr` (a newline) is outside quotes: an even number of
+    quote marks come before it. Then a block may end there."""
+    return not (quoted and np.count_nonzero(arr == _QUOTE) & 1)
+
+
 def iter_blocks(
     source: BinaryIO,
     *,
@@ -158,24 +181,27 @@ def iter_blocks(
     header_done = not has_header
     consumed = 0
     while True:
-        chunk = source.read(block_bytes)
-        if chunk:
-            consumed += len(chunk)
-        j = chunk.rfind(b"\n") + 1 if header_done else 0
+        pieces = _read_pieces(source, block_bytes)
+        consumed += sum(len(p) for p in pieces)
+        last = pieces[-1] if pieces else b""
+        j = last.rfind(b"\n") + 1 if header_done else 0
         if j:
-            # The block would end at the chunk's last newline: made in one copy (carry +
-            # chunk, then its slice, copied everything twice).
-            head = b"".join((carry, memoryview(chunk)[:j])) if carry else chunk[:j]
+            # The block would end at the last newline read: made in one copy (joining
+            # the carry and what was read, then slicing, would copy everything twice).
+            if carry or len(pieces) > 1:
+                head = b"".join((carry, *pieces[:-1], memoryview(last)[:j]))
+            else:
+                head = last[:j]
             arr = np.frombuffer(head, dtype=np.uint8)
-            if not (b'"' in head and np.count_nonzero(arr == _QUOTE) & 1):
-                # The last newline is outside quotes: the block ends there.
+            if _ends_outside_quotes(arr, b'"' in head):
                 newlines = int(np.count_nonzero(arr == _NEWLINE))
                 yield Block(head, line, newlines)
                 line += newlines
-                carry = chunk[j:]
+                carry = last[j:]
                 if progress is not None:
                     progress(consumed - len(carry))
                 continue
+        chunk = b"".join(pieces) if len(pieces) > 1 else last
         buf = carry + chunk if carry else chunk
         final = not chunk
         if final:
@@ -186,8 +212,7 @@ def iter_blocks(
         cut = buf.rfind(b"\n") + 1
         arr = np.frombuffer(buf, dtype=np.uint8, count=cut)
         quoted = b'"' in buf
-        if header_done and cut and not (quoted and np.count_nonzero(arr == _QUOTE) & 1):
-            # The last newline is outside quotes: the block ends there.
+        if header_done and cut and _ends_outside_quotes(arr, quoted):
             newlines = int(np.count_nonzero(arr == _NEWLINE))
             yield Block(buf[:cut], line, newlines)
             line += newlines
@@ -348,14 +373,20 @@ class RangeReader(io.RawIOBase):
         return True
 
     def read(self, size: int = -1) -> bytes:
-        want = self._left if size is None or size < 0 else min(size, self._left)
-        pieces = []
-        while want > 0:
-            piece = self._source.read(want)
-            if not piece:
-                self._left = 0
-                break
-            pieces.append(piece)
-            want -= len(piece)
-            self._left -= len(piece)
-        return b"".join(pieces)
+        """Return up to `size` bytes of the range (all that is left: size -1 or None).
+
+        With a size, this is one read of the source and may return fewer (b"" only at
+        the end): the source's bytes as they are, not copied to fill the size (the job's
+        decrypting reader returns one segment of Tink's stream at a time).
+        """
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(self._block), b""))
+        want = min(size, self._left)
+        if want <= 0:
+            return b""
+        piece = self._source.read(want)
+        if not piece:
+            self._left = 0
+            return b""
+        self._left -= len(piece)
+        return piece

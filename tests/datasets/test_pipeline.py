@@ -39,6 +39,21 @@ MAPPING = Mapping.from_json(
 HEADER = ["nhs_number", "name", "date_of_birth", "postcode", "practice", "note"]
 
 
+class _Pieces(io.RawIOBase):
+    """A stream that returns at most `piece` bytes a read, as the job's decrypting reader
+    returns one segment of Tink's stream at a time."""
+
+    def __init__(self, data: bytes, piece: int) -> None:
+        self._data = io.BytesIO(data)
+        self._piece = piece
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return self._data.read(self._piece if size is None or size < 0 else min(size, self._piece))
+
+
 def run(
     data: bytes,
     *,
@@ -48,6 +63,7 @@ def run(
     header=HEADER,
     chunks=1,
     block_bytes=BLOCK_BYTES,
+    piece_bytes=None,
 ):
     """Run the pipeline over `data` in `chunks` byte ranges, reading blocks of `block_bytes`;
     return (output text, the reports of the ranges). The ranges are cut as a job cuts them,
@@ -56,7 +72,8 @@ def run(
     reports = []
     ranges = record_ranges(record_starts(io.BytesIO(data)), len(data), chunks)
     for i, (start, end, first_line) in enumerate(ranges):
-        reader = RangeReader(io.BytesIO(data), start, end, block_bytes=64, first_line=first_line)
+        source = io.BytesIO(data) if piece_bytes is None else _Pieces(data, piece_bytes)
+        reader = RangeReader(source, start, end, block_bytes=64, first_line=first_line)
         reports.append(
             pseudonymise(
                 reader,
@@ -396,6 +413,21 @@ def test_any_block_size_reports_the_right_lines_and_gives_the_same_output(plain,
     assert report.invalid_rows == expected
     assert text == whole
     assert (report.rows_in, report.rows_out) == (one.rows_in, one.rows_out)
+
+
+@pytest.mark.parametrize("plain", [True, False], ids=["one record a line", "many shapes"])
+@pytest.mark.parametrize("piece_bytes", [1, 7, 150, 4095])
+def test_a_source_giving_short_reads_gives_the_same_blocks_lines_and_output(plain, piece_bytes):
+    """A block gathers what several reads return (the decrypting reader gives one Tink
+    segment a read): the same records, lines and output as reading the file whole."""
+    data, expected = _extract_with_known_lines(random.Random(12), plain=plain)
+    whole, [one] = run(data)
+    for chunks in (1, 3):
+        text, reports = run(data, chunks=chunks, block_bytes=4096, piece_bytes=piece_bytes)
+        invalid = [r for report in reports for r in report.invalid_rows]
+        assert sorted(invalid, key=lambda r: r["line"]) == one.invalid_rows == expected
+        assert text == whole
+        assert sum(r.rows_out for r in reports) == one.rows_out
 
 
 def test_the_c_hmac_and_the_python_hmac_give_the_standard_hmac_sha256():
