@@ -79,8 +79,12 @@ class _Wakeups:
     def __init__(self, folder: str) -> None:
         self.pid = os.getpid()
         self.inotify = INotify()
-        self.inotify.add_watch(folder, flags.MOVED_TO | flags.CLOSE_WRITE)
-        self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            self.inotify.add_watch(folder, flags.MOVED_TO | flags.CLOSE_WRITE)
+            self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        except BaseException:
+            self.inotify.close()
+            raise
         self._poll = select.poll()
         self._poll.register(self.inotify.fileno(), select.POLLIN)
         self._poll.register(self._read, select.POLLIN)
