@@ -72,6 +72,41 @@ def test_an_index_bound_to_another_part_does_not_open():
         reidentification.look_up(KEK, index, b"job:test:reidentify:1", ["7c" + "4" * 30], "A81001")
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda b: b[:20], id="cut inside the header"),
+        pytest.param(lambda b: b[: len(b) // 2], id="cut inside the parts"),
+        pytest.param(lambda b: b[:-1], id="last byte cut"),
+        # The part count raised by one: the offset table no longer fits what follows.
+        pytest.param(
+            lambda b: _with_count(b, _count(b) + 1), id="one part more than the file holds"
+        ),
+        pytest.param(lambda b: _with_count(b, 2**32 - 1), id="a huge part count"),
+        pytest.param(lambda b: b"\x00" * len(b), id="zeros"),
+    ],
+)
+def test_a_damaged_index_is_refused_as_damaged(damage):
+    code = "7c" + "4" * 30
+    sealed = sealed_index([(code, "A81001", "9434765919")]).getvalue()
+    with pytest.raises(DecryptionFailed, match="damaged or was changed"):
+        reidentification.look_up(KEK, io.BytesIO(damage(sealed)), AD, [code], "A81001")
+
+
+def _count_at(sealed: bytes) -> int:
+    """Offset of the part count: after the magic (8), the wrapped key's length (4) and key."""
+    return 12 + int.from_bytes(sealed[8:12], "little")
+
+
+def _count(sealed: bytes) -> int:
+    return int.from_bytes(sealed[_count_at(sealed) : _count_at(sealed) + 4], "little")
+
+
+def _with_count(sealed: bytes, count: int) -> bytes:
+    at = _count_at(sealed)
+    return sealed[:at] + count.to_bytes(4, "little") + sealed[at + 4 :]
+
+
 def test_each_part_of_a_finished_job_has_its_index(admin, dataset):
     job = run_job(services.dataset_pseudonymise(actor=admin, dataset=dataset))
     for chunk in JobChunk.objects.filter(job=job):
