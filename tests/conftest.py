@@ -63,6 +63,14 @@ def _empty_cache():
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    """Hash test passwords with a fast hasher: signing in works the same, and the demo's
+    users (load_demo, in many tests) cost no Argon2 round each. The portal's own setting,
+    Argon2, is tested in tests/phm_portal/test_passwords.py."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _own_files(settings, tmp_path, monkeypatch):
     """Give every test its own storage and temporary folders: files do not leak either."""
     settings.MEDIA_ROOT = str(tmp_path / "files")

@@ -11,8 +11,6 @@ from phm_portal.audit import audit_verify
 @pytest.fixture
 def demo(db, settings):
     settings.DEMO_PASSWORD = "a-demo-password"
-    # These tests never sign in: a fast hasher keeps the demo's thirteen users cheap.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     call_command("load_demo")
 
 

@@ -10,8 +10,6 @@ from phm_portal.audit import audit_verify
 @pytest.fixture
 def demo(db, settings):
     settings.DEMO_PASSWORD = "a-demo-password"
-    # A fast hasher keeps the demo's users cheap; signing in works the same.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     call_command("load_demo")
 
 
@@ -246,7 +244,6 @@ def test_load_demo_says_what_the_watch_did(db, settings):
     import io
 
     settings.DEMO_PASSWORD = "a-demo-password"
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     out = io.StringIO()
     call_command("load_demo", stdout=out)
     said = out.getvalue()

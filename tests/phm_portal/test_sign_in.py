@@ -51,6 +51,18 @@ def actions(*names):
     return list(AuditEvent.objects.filter(action__in=names).values_list("action", "actor"))
 
 
+# --- passwords -------------------------------------------------------------------------
+def test_the_portal_stores_passwords_as_argon2_hashes_and_signs_in_with_them(client, settings):
+    """Tests hash with a fast hasher (tests/conftest.py); the portal's own setting is this."""
+    from phm_portal import settings as portal_settings
+
+    settings.PASSWORD_HASHERS = portal_settings.PASSWORD_HASHERS
+    user = UserFactory(username="dora")
+    assert user.password.startswith("argon2$argon2id$")
+    assert PASSWORD not in user.password
+    assert sign_in(client, "dora").status_code == 302
+
+
 # --- lockout ---------------------------------------------------------------------------
 @override_settings(PHM_LOGIN_FAILURE_LIMIT=3)
 def test_repeated_failed_sign_ins_on_the_page_lock_the_account_for_a_while(client, alice):
