@@ -4,17 +4,19 @@
 asks it about every distinct NHS number of an extract (`exclusion_masks`, vectorised),
 the API about up to 100,000 numbers a call (`opt_out_register_check`).
 
-Both opt-outs are held as sorted arrays of NHS numbers (int64), matched with
-np.searchsorted, so no number asked about needs a keyed blind index:
+Both opt-outs are held as NHS numbers (int64), matched in bulk, so no number asked about
+needs a keyed blind index:
 
 - National data opt-out: each complete check's results are compiled once, when the
   check is imported, into its numbers and their opted-out flags, sealed (encrypted) in
   storage at a path named after the check (`national_check_results`). Workers load them
   in milliseconds, and merge a programme's unexpired checks once while they stay the
-  same (`national_results_merged`). A check imported before compiled results existed is
-  compiled the first time it is needed.
+  same (`national_results_merged`), then hash them (phm_portal.lib.number_hash) to
+  answer each batch of new patients. A check imported before compiled results existed
+  is compiled the first time it is needed.
 - Type 1: the few current dissents at the programme's practices, read and decrypted
-  when the register is loaded (they change at any time).
+  when the register is loaded (they change at any time), a sorted array matched with
+  np.searchsorted (small enough to stay in the CPU's caches).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from django.conf import settings
@@ -45,6 +48,7 @@ from governance.models import DataFlow
 from phm_portal.errors import NotAllowedNow
 from phm_portal.lib import envelope
 from phm_portal.lib.crypto import blind_indexer, decrypt_field
+from phm_portal.lib.number_hash import HashedNumbers
 
 # The code of the refusal when no unexpired national check covers a programme (API "code").
 NATIONAL_CHECK_MISSING = "national_check_missing"
@@ -60,9 +64,16 @@ class NationalResults:
     numbers: np.ndarray  # int64, sorted, distinct
     opted_out: np.ndarray  # bool, one per number
 
+    @cached_property
+    def _hashed(self) -> HashedNumbers:
+        # Hashed the first time this process asks (1M numbers: about 0.15 s, 16 MiB): a
+        # job asks about its new patients a few thousand at a time, which a hash table
+        # answers in about half the time of a binary search through 1M numbers.
+        return HashedNumbers(self.numbers, self.opted_out)
+
     def look_up(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return, for each NHS number (int64), whether the check covered it and opted out."""
-        return _look_up(self.numbers, ids, self.opted_out)
+        return self._hashed.look_up(ids)
 
 
 def _look_up(
