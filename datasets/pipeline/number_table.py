@@ -120,31 +120,30 @@ class NumberTable:
         self._grow(start + count)
         numbers = nhs_number.texts(ids)
         self.codes[start : start + count] = self._hasher.codes(numbers)
-        # The register is asked in number order.
-        order = np.argsort(ids)
-        statuses = np.empty(count, dtype=np.uint8)
-        statuses[order] = self._statuses(ids[order])
-        self.status[start : start + count] = statuses
+        self.status[start : start + count] = self._statuses(ids)
         self.numbers[start : start + count] = numbers
         self.size += count
 
     def _statuses(self, ids: np.ndarray) -> np.ndarray:
-        """Return the register status of each new (sorted) NHS number."""
+        """Return the register status of each new NHS number (in the order given)."""
         statuses = np.zeros(len(ids), dtype=np.uint8)
         masks = getattr(self.exclusions, "exclusion_masks", None)
         if masks is not None:
-            # Vectorised: one sorted look-up per opt-out list for the whole batch.
+            # Vectorised: one look-up per opt-out list for the whole batch, in any order.
             by_reason = masks(ids)
             for status in (NATIONAL, TYPE1):  # Type 1 last: it wins
                 for reason, mask in by_reason.items():
                     if REASON_STATUS[reason] == status:
                         statuses[mask] = status
             return statuses
+        # A plain function is asked in number order (`Exclusions`).
+        order = np.argsort(ids)
+        ids = ids[order]
         for number, reasons in self.exclusions(ids).items():
             reasons = list(reasons)
             at = int(np.searchsorted(ids, number))
             if reasons and at < len(ids) and ids[at] == number:
-                statuses[at] = (
+                statuses[order[at]] = (
                     TYPE1
                     if OptOutReason.TYPE1 in reasons
                     else REASON_STATUS.get(reasons[0], NATIONAL)

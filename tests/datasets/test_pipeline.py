@@ -371,6 +371,42 @@ def test_the_number_table_keeps_one_slot_and_code_per_patient_across_many_blocks
         assert (table.status[slot] != 0) == (number in opted_out)
 
 
+def test_the_number_table_asks_the_register_about_numbers_in_the_order_met():
+    """The register's masks answer numbers in any order (no sort): each patient's status is
+    its own, Type 1 winning over the national opt-out, uncovered patients left out."""
+    from consent.reasons import OptOutReason
+    from consent.register import NationalResults, OptOutRegister, RegisterResult
+    from datasets.pipeline.number_table import NATIONAL, OK, TYPE1, NumberTable
+
+    rng = random.Random(8)
+    patients = sorted({int(synthetic(rng)) for _ in range(30_000)})
+    covered = np.array(patients[: len(patients) * 9 // 10], dtype=np.int64)  # the rest: unchecked
+    opted_out = np.zeros(len(covered), dtype=bool)
+    opted_out[::7] = True
+    type1 = np.array(patients[::11], dtype=np.int64)
+    register = OptOutRegister(RegisterResult(), type1, NationalResults(covered, opted_out))
+    table = NumberTable(KEY, register)
+    shuffled = patients[:]
+    rng.shuffle(shuffled)
+    slots = table.slots(np.array(shuffled, dtype=np.int64))
+
+    def expected(number: int) -> int:
+        if number in set_type1:
+            return TYPE1
+        at = int(np.searchsorted(covered, number))
+        if at == len(covered) or covered[at] != number or opted_out[at]:
+            return NATIONAL
+        return OK
+
+    set_type1 = set(type1.tolist())
+    got = table.status[slots]
+    want = np.array([expected(n) for n in shuffled], dtype=np.uint8)
+    assert (got == want).all()
+    assert {OK, TYPE1, NATIONAL} == set(got.tolist())
+    masks = register.exclusion_masks(np.array(shuffled, dtype=np.int64))
+    assert masks[OptOutReason.NATIONAL_UNCHECKED].sum() == len(patients) - len(covered)
+
+
 def _extract_with_known_lines(rng: random.Random, *, plain: bool) -> tuple[bytes, list[dict]]:
     """Return a file of many shapes and the invalid rows a report must name, by line."""
     notes = (
