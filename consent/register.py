@@ -117,12 +117,13 @@ def _remember(key: bytes, results: NationalResults) -> NationalResults:
     return results
 
 
-def national_check_results(*, check: NationalOptOutCheck) -> NationalResults:
+def national_check_results(*, check: NationalOptOutCheck, keep: bool = True) -> NationalResults:
     """Return a complete check's results as sorted arrays, compiling them on first need.
 
     The one place that compiles them: from the check's entries (each patient's number
     decrypted once), sealed under a fresh data key wrapped by the KEK, and stored under
-    the check's name; later calls, in any process, read that file.
+    the check's name; later calls, in any process, read that file. keep: remember them in
+    this process (a merge of several checks keeps only what it merged).
     """
     if check.status != NationalOptOutCheck.Status.COMPLETE:
         raise NotAllowedNow(f"This check is {check.get_status_display().lower()}.")
@@ -152,7 +153,7 @@ def national_check_results(*, check: NationalOptOutCheck) -> NationalResults:
         if default_storage.exists(name):
             default_storage.delete(name)
         default_storage.save(name, ContentFile(sealed))
-    return _remember(ad, results)
+    return _remember(ad, results) if keep else results
 
 
 def _compile_national(check: NationalOptOutCheck) -> NationalResults:
@@ -187,14 +188,17 @@ def national_check_results_exist(*, check_ids: Iterable[int]) -> bool:
 
 def national_results_merged(*, checks: Sequence[NationalOptOutCheck]) -> NationalResults:
     """Return the results of these checks (newest first) merged: a patient's newest
-    covering check decides. Merged once per process while the checks are the same."""
+    covering check decides. Merged once per process while the checks are the same; the
+    checks merged are not kept beside them (1M patients: 9 MiB each, in every worker)."""
     for check in checks:
         if check.status != NationalOptOutCheck.Status.COMPLETE:
             raise NotAllowedNow(f"This check is {check.get_status_display().lower()}.")
     key = b"\n".join(_results_ad(check) for check in checks)
     merged = _loaded.get(key)
     if merged is None:
-        merged = _merge_newest_first([national_check_results(check=c) for c in checks])
+        merged = _merge_newest_first(
+            [national_check_results(check=c, keep=len(checks) == 1) for c in checks]
+        )
         _remember(key, merged)
     return merged
 

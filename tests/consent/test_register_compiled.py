@@ -106,7 +106,9 @@ def test_a_worker_merges_a_programme_s_checks_once_until_another_check_is_import
     def excluded():
         return opt_out_register_check(data_flow=flow, nhs_numbers=[a, b, c]).excluded
 
+    monkeypatch.setattr(register, "_loaded", {})  # a worker: the imports compiled them
     assert excluded() == [(c, ["national_unchecked"])]
+    assert len(register._loaded) == 1  # the merged results only, not each check's too
     assert excluded() == [(c, ["national_unchecked"])]
     assert len(merges) == 1  # the second job's register found them merged
     national_check([b, c], [c], checked_on=today)  # b opted out again; c now checked
