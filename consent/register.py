@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from typing import TypeVar
 
 import numpy as np
 from django.conf import settings
@@ -64,17 +64,6 @@ class NationalResults:
     numbers: np.ndarray  # int64, sorted, distinct
     opted_out: np.ndarray  # bool, one per number
 
-    @cached_property
-    def _hashed(self) -> HashedNumbers:
-        # Hashed the first time this process asks (1M numbers: about 0.15 s, 16 MiB): a
-        # job asks about its new patients a few thousand at a time, which a hash table
-        # answers in about half the time of a binary search through 1M numbers.
-        return HashedNumbers(self.numbers, self.opted_out)
-
-    def look_up(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return, for each NHS number (int64), whether the check covered it and opted out."""
-        return self._hashed.look_up(ids)
-
 
 def _look_up(
     numbers: np.ndarray, ids: np.ndarray, flags: np.ndarray | None = None
@@ -106,11 +95,12 @@ def _results_ad(check: NationalOptOutCheck) -> bytes:
 # Compiled results loaded by this process, by check, and merged, by the checks merged (a
 # complete check never changes): a worker reads and merges a programme's checks once, not
 # for every job, while they are the same checks.
-_loaded: dict[bytes, NationalResults] = {}
+_Loaded = TypeVar("_Loaded", NationalResults, HashedNumbers)
+_loaded: dict[bytes, NationalResults | HashedNumbers] = {}
 _LOADED_MAX = 4
 
 
-def _remember(key: bytes, results: NationalResults) -> NationalResults:
+def _remember(key: bytes, results: _Loaded) -> _Loaded:
     if key not in _loaded and len(_loaded) >= _LOADED_MAX:
         _loaded.pop(next(iter(_loaded)))
     _loaded[key] = results
@@ -186,21 +176,25 @@ def national_check_results_exist(*, check_ids: Iterable[int]) -> bool:
     return any(default_storage.exists(_results_name(pk)) for pk in check_ids)
 
 
-def national_results_merged(*, checks: Sequence[NationalOptOutCheck]) -> NationalResults:
-    """Return the results of these checks (newest first) merged: a patient's newest
-    covering check decides. Merged once per process while the checks are the same; the
-    checks merged are not kept beside them (1M patients: 9 MiB each, in every worker)."""
+def national_results_merged(*, checks: Sequence[NationalOptOutCheck]) -> HashedNumbers:
+    """Return the results of these checks (newest first) merged, a patient's newest covering
+    check deciding, as a hash table of the numbers covered and their opted-out flags.
+
+    Merged and hashed once per process while the checks are the same (1M patients: about
+    0.15 s, 16 MiB): a job asks about its new patients a few thousand at a time, which the
+    table answers in about half the time of a binary search in the sorted numbers. The
+    sorted arrays are not kept beside it (1M patients: 9 MiB each, in every worker).
+    """
     for check in checks:
         if check.status != NationalOptOutCheck.Status.COMPLETE:
             raise NotAllowedNow(f"This check is {check.get_status_display().lower()}.")
-    key = b"\n".join(_results_ad(check) for check in checks)
-    merged = _loaded.get(key)
-    if merged is None:
-        merged = _merge_newest_first(
-            [national_check_results(check=c, keep=len(checks) == 1) for c in checks]
-        )
-        _remember(key, merged)
-    return merged
+    key = b"merged\n" + b"\n".join(_results_ad(check) for check in checks)
+    hashed = _loaded.get(key)
+    if hashed is None:
+        merged = _merge_newest_first([national_check_results(check=c, keep=False) for c in checks])
+        hashed = HashedNumbers(merged.numbers, merged.opted_out)
+        _remember(key, hashed)
+    return hashed
 
 
 def _merge_newest_first(results: Sequence[NationalResults]) -> NationalResults:
@@ -244,13 +238,13 @@ class OptOutRegister:
     """The register of one data flow, loaded once, that answers many batches of numbers.
 
     type1: the NHS numbers with a current dissent (sorted int64); national: the merged
-    results of the programme's unexpired checks, or None where the national opt-out
-    does not apply.
+    results of the programme's unexpired checks, hashed (`national_results_merged`), or
+    None where the national opt-out does not apply.
     """
 
     result: RegisterResult
     type1: np.ndarray
-    national: NationalResults | None
+    national: HashedNumbers | None
 
     def exclusion_masks(self, ids: np.ndarray) -> dict[OptOutReason, np.ndarray]:
         """Return, for valid NHS numbers as integers, a mask of the numbers left out per reason.
@@ -371,7 +365,7 @@ def opt_out_register_for(*, data_flow: DataFlow) -> OptOutRegister:
         if programme.national_opt_out_applies
         else programme.national_opt_out_exemption,
     )
-    national: NationalResults | None = None
+    national: HashedNumbers | None = None
     if checks:
         newest = checks[0]
         result.national_check_id = newest.pk

@@ -10,8 +10,9 @@ The table: open addressing with linear probing, one 64-bit word a slot (the numb
 built in one pass without probing: entries sorted by their home slot are placed each at
 its home or just after the one before (a cumulative maximum), which keeps every entry
 reachable from its home through occupied slots; a few slots past the end take the runs
-that would wrap. A look-up probes each number a few times, vectorised over the batch,
-and asks the rare long runs' leftovers of the sorted arrays.
+that would wrap. A look-up probes the whole batch at once, slot after slot, until each
+number is found or meets an empty slot (most in one or two probes). The table is all it
+keeps: the sorted arrays it was built from can go.
 """
 
 from __future__ import annotations
@@ -22,28 +23,27 @@ _EMPTY = np.uint64(2**64 - 1)
 _FLAG = np.uint64(1 << 63)
 _KEY = ~_FLAG
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: 2**64 / golden ratio
-_PROBES = 4  # probes done vectorised before the leftovers are asked of the sorted arrays
 
 
 class HashedNumbers:
-    """Sorted distinct NHS numbers (int64, below 2**34) with a flag each, hashed once."""
+    """Distinct NHS numbers (int64, below 2**34) with a flag each, hashed once."""
 
     def __init__(self, numbers: np.ndarray, flags: np.ndarray) -> None:
-        self.numbers = np.asarray(numbers, dtype=np.int64)
-        self.flags = np.asarray(flags, dtype=bool)
-        if len(self.numbers) != len(self.flags):
+        numbers = np.asarray(numbers, dtype=np.int64)
+        flags = np.asarray(flags, dtype=bool)
+        if len(numbers) != len(flags):
             raise ValueError("HashedNumbers: one flag per number")
-        count = len(self.numbers)
+        count = self.count = len(numbers)
         self._bits = max(4, int(np.ceil(np.log2(max(1.5 * count, 2)))))
-        homes = self._homes(self.numbers)
+        homes = self._homes(numbers)
         order = np.argsort(homes, kind="stable")
         homes = homes[order]
         ranks = np.arange(count, dtype=np.int64)
         slots = np.maximum.accumulate(homes - ranks) + ranks if count else homes
         size = max(1 << self._bits, int(slots[-1]) + 1 if count else 0) + 1  # + 1: one empty
         self._table = np.full(size, _EMPTY, dtype=np.uint64)
-        self._table[slots] = self.numbers[order].astype(np.uint64) | (
-            self.flags[order].astype(np.uint64) << np.uint64(63)
+        self._table[slots] = numbers[order].astype(np.uint64) | (
+            flags[order].astype(np.uint64) << np.uint64(63)
         )
 
     @property
@@ -60,12 +60,12 @@ class HashedNumbers:
         ids = np.asarray(ids, dtype=np.int64)
         found = np.zeros(len(ids), dtype=bool)
         flag = np.zeros(len(ids), dtype=bool)
-        if not len(ids) or not len(self.numbers):
+        if not len(ids) or not self.count:
             return found, flag
         keys = ids.astype(np.uint64)
         slots = self._homes(ids)
         pending = np.arange(len(ids))
-        for _ in range(_PROBES):
+        while len(pending):  # the last slot is always empty: every probe ends
             entries = self._table[slots]
             hit = (entries & _KEY) == keys[pending]
             rows = pending[hit]
@@ -73,12 +73,4 @@ class HashedNumbers:
             flag[rows] = entries[hit] >= _FLAG
             going_on = ~hit & (entries != _EMPTY)
             pending, slots = pending[going_on], slots[going_on] + 1
-            if not len(pending):
-                return found, flag
-        # Numbers in long runs (few at two thirds full): asked of the sorted arrays.
-        rest = ids[pending]
-        at = np.minimum(np.searchsorted(self.numbers, rest), len(self.numbers) - 1)
-        hit = self.numbers[at] == rest
-        found[pending] = hit
-        flag[pending] = hit & self.flags[at]
         return found, flag

@@ -375,8 +375,9 @@ def test_the_number_table_asks_the_register_about_numbers_in_the_order_met():
     """The register's masks answer numbers in any order (no sort): each patient's status is
     its own, Type 1 winning over the national opt-out, uncovered patients left out."""
     from consent.reasons import OptOutReason
-    from consent.register import NationalResults, OptOutRegister, RegisterResult
+    from consent.register import OptOutRegister, RegisterResult
     from datasets.pipeline.number_table import NATIONAL, OK, TYPE1, NumberTable
+    from phm_portal.lib.number_hash import HashedNumbers
 
     rng = random.Random(8)
     patients = sorted({int(synthetic(rng)) for _ in range(30_000)})
@@ -384,7 +385,7 @@ def test_the_number_table_asks_the_register_about_numbers_in_the_order_met():
     opted_out = np.zeros(len(covered), dtype=bool)
     opted_out[::7] = True
     type1 = np.array(patients[::11], dtype=np.int64)
-    register = OptOutRegister(RegisterResult(), type1, NationalResults(covered, opted_out))
+    register = OptOutRegister(RegisterResult(), type1, HashedNumbers(covered, opted_out))
     table = NumberTable(KEY, register)
     shuffled = patients[:]
     rng.shuffle(shuffled)
