@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from datasets.pipeline.number_table import take_rows
+from datasets.pipeline.vault import VaultRows
 from phm_portal.lib import envelope
 
 BUCKETS = 256
@@ -61,16 +62,28 @@ def _fixed(array: pa.Array, width: int) -> np.ndarray:
 
 
 class IndexBuilder:
-    """Collect a part's vault rows (pseudonym, practice, nhs_number), then seal the index."""
+    """Collect a part's vault rows (pseudonym, practice, nhs_number), then seal the index.
+
+    A job's chunk gives it each block's new rows as slots of the job's table of numbers
+    (`add_rows`: 12 bytes a row kept, the codes and numbers read from the table when the
+    index is sealed); an older part's vault read back from its CSV, or a test, gives it
+    the rows themselves (`add`).
+    """
 
     def __init__(self) -> None:
-        self._tables: list[pa.Table] = []
+        self._pieces: list[VaultRows | pa.Table] = []
         self.rows = 0
 
+    def add_rows(self, rows: VaultRows) -> None:
+        """Keep a block's new vault rows: their slots and practices (no copy of any code)."""
+        if rows.num_rows:
+            self._pieces.append(rows)
+            self.rows += rows.num_rows
+
     def add(self, vault: pa.Table) -> None:
-        """Keep a block's new vault rows (no copy: the work is done once, when sealing)."""
+        """Keep rows given as a table of pseudonym, practice and nhs_number (strings)."""
         if vault.num_rows:
-            self._tables.append(vault.select(["pseudonym", "practice", "nhs_number"]))
+            self._pieces.append(vault.select(["pseudonym", "practice", "nhs_number"]))
             self.rows += vault.num_rows
 
     def add_csv(self, vault: BinaryIO) -> None:
@@ -87,24 +100,37 @@ class IndexBuilder:
             )
         )
 
+    def _gathered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """Return (codes, numbers, rows, practices, practice names): the index's row i is
+        codes[rows[i]], numbers[rows[i]], practice names[practices[i]]."""
+        tables = {id(p.numbers) for p in self._pieces if isinstance(p, VaultRows)}
+        if len(tables) == 1 and all(isinstance(p, VaultRows) for p in self._pieces):
+            # A chunk's rows: one table of numbers, one list of practices that only grew.
+            numbers = self._pieces[0].numbers
+            return (
+                numbers.codes,
+                numbers.numbers,
+                np.concatenate([p.slots for p in self._pieces]),
+                np.concatenate([p.practices for p in self._pieces]).astype(np.int32),
+                list(self._pieces[-1].practice_names),
+            )
+        if not self._pieces:
+            empty = np.zeros(0, np.int64)
+            return np.zeros(0, f"S{CODE_BYTES}"), np.zeros(0, f"S{NUMBER_BYTES}"), empty, empty, []
+        vault = pa.concat_tables(p.table() if isinstance(p, VaultRows) else p for p in self._pieces)
+        codes = _fixed(vault.column("pseudonym"), CODE_BYTES)
+        numbers = _fixed(vault.column("nhs_number"), NUMBER_BYTES)
+        encoded = pc.dictionary_encode(vault.column("practice")).combine_chunks()
+        practices = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+        return codes, numbers, np.arange(len(codes)), practices, encoded.dictionary.to_pylist()
+
     def write(self, kek: bytes, sink: BinaryIO, associated_data: bytes) -> None:
         """Write the sealed index to `sink`, one bucket at a time (little memory)."""
-        if self._tables:
-            vault = pa.concat_tables(self._tables)
-            codes = _fixed(vault.column("pseudonym"), CODE_BYTES)
-            numbers = _fixed(vault.column("nhs_number"), NUMBER_BYTES)
-            encoded = pc.dictionary_encode(vault.column("practice")).combine_chunks()
-            practices = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
-            names = encoded.dictionary.to_pylist()
-        else:
-            codes = np.zeros(0, f"S{CODE_BYTES}")
-            numbers = np.zeros(0, f"S{NUMBER_BYTES}")
-            practices = np.zeros(0, np.int32)
-            names = []
+        codes, numbers, rows, practices, names = self._gathered()
         # Into buckets by the code's first byte (a stable radix sort of one byte: cheap);
         # a bucket is small enough to be scanned whole when a code is looked up.
         digits = codes.view(np.uint8).reshape(-1, CODE_BYTES)
-        buckets = (_HEX_VALUE[digits[:, 0]] * 16 + _HEX_VALUE[digits[:, 1]]).astype(np.uint8)
+        buckets = (_HEX_VALUE[digits[rows, 0]] * 16 + _HEX_VALUE[digits[rows, 1]]).astype(np.uint8)
         order = np.argsort(buckets, kind="stable")
         bounds = np.searchsorted(buckets[order], np.arange(BUCKETS + 1)).tolist()
         practice_list = json.dumps(names).encode()
@@ -113,12 +139,11 @@ class IndexBuilder:
         part = np.empty(max(sizes, default=0), dtype=np.uint8)
         for a, b in zip(bounds[:-1], bounds[1:], strict=True):
             # A bucket's rows gathered straight into its part: codes, numbers, practices.
-            rows, n = order[a:b], b - a
-            take_rows(codes, rows, part[: n * CODE_BYTES])
-            take_rows(numbers, rows, part[n * CODE_BYTES : n * (CODE_BYTES + NUMBER_BYTES)])
-            part[n * (CODE_BYTES + NUMBER_BYTES) : n * _ENTRY_BYTES] = practices[rows].view(
-                np.uint8
-            )
+            n = b - a
+            at = order[a:b]
+            take_rows(codes, rows[at], part[: n * CODE_BYTES])
+            take_rows(numbers, rows[at], part[n * CODE_BYTES : n * (CODE_BYTES + NUMBER_BYTES)])
+            part[n * (CODE_BYTES + NUMBER_BYTES) : n * _ENTRY_BYTES] = practices[at].view(np.uint8)
             writer.write_part(part[: n * _ENTRY_BYTES])
         writer.write_part(practice_list)
         writer.close()

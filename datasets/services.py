@@ -722,7 +722,7 @@ def _run_range(chunk: JobChunk, attempt: int, lease: dt.timedelta) -> tuple[dict
                 has_header=chunk.index == 0,
                 first_line=ranged.first_line,
                 write_header=chunk.index == 0,
-                vault_rows=index.add,
+                vault_rows=index.add_rows,
                 vault_pairs=pairs,
             )
             sink.close()

@@ -42,7 +42,7 @@ from datasets.pipeline.transforms import (
     _generalise_date,
     _neutralise,
 )
-from datasets.pipeline.vault import VaultPairs
+from datasets.pipeline.vault import VaultPairs, VaultRows
 from phm_portal.lib import csv_safe, nhs_number
 
 
@@ -138,8 +138,8 @@ class Pseudonymiser:
 
     def transform(
         self, rows: pa.Table | Records, lines: np.ndarray
-    ) -> tuple[pa.Table | bytes, pa.Table | None]:
-        """Return (output rows, new vault rows: pseudonym, practice, nhs_number) of one block.
+    ) -> tuple[pa.Table | bytes, VaultRows | None]:
+        """Return (output rows, new vault rows: patient and practice) of one block.
 
         First decide which rows go (invalid, opted out), then build the output columns
         from the rows that stay only: an Arrow table, or for records found in C the coded
@@ -265,7 +265,7 @@ def pseudonymise(
     write_header: bool = True,
     table: NumberTable | None = None,
     block_bytes: int = BLOCK_BYTES,
-    vault_rows: Callable[[pa.Table], None] | None = None,
+    vault_rows: Callable[[VaultRows], None] | None = None,
     vault_pairs: VaultPairs | None = None,
 ) -> Report:
     """Run the whole pipeline over one plaintext stream; return the report.
@@ -306,7 +306,7 @@ def pseudonymise(
             # A block's vault rows in one write (pyarrow writes 1,024 rows a call by
             # default; each call to the encrypting stream costs tens of microseconds).
             pcsv.write_csv(
-                vault,
+                vault.table(),
                 vault_sink,
                 pcsv.WriteOptions(include_header=not wrote_vault_header, batch_size=1 << 20),
             )

@@ -22,6 +22,37 @@ from datasets.native._records import lib as _native
 from datasets.pipeline.number_table import NumberTable
 
 
+@dataclass(frozen=True)
+class VaultRows:
+    """A block's new vault rows: each patient by their slot in the job's table of numbers,
+    each practice by its position in `practice_names` (the job's list so far, which only
+    ever grows, so a position stays valid).
+
+    The vault's CSV is written from `table()`; the part's re-identification index keeps
+    the slots and positions only (12 bytes a row) and reads the codes and numbers from the
+    table when it is sealed (datasets.reidentification.IndexBuilder).
+    """
+
+    numbers: NumberTable
+    slots: np.ndarray  # int64
+    practices: np.ndarray  # int64, positions in practice_names
+    practice_names: list[str]
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.slots)
+
+    def table(self) -> pa.Table:
+        """Return the rows as the vault's columns: pseudonym, practice, nhs_number."""
+        return pa.table(
+            {
+                "pseudonym": self.numbers.codes_of(self.slots),
+                "practice": pc.take(pa.array(self.practice_names, pa.string()), self.practices),
+                "nhs_number": self.numbers.numbers_of(self.slots),
+            }
+        )
+
+
 @dataclass
 class VaultPairs:
     """The (patient, practice) pairs already in a job's vault, by the patient's table slot."""
@@ -43,10 +74,9 @@ class VaultPairs:
 
     def new_rows(
         self, table: NumberTable, slot: np.ndarray, practice: pa.ChunkedArray
-    ) -> pa.Table | None:
-        """Return the (pseudonym, practice, nhs_number) rows of the pairs not held yet, and
-        hold them from now on; `slot` and `practice` are the kept rows' patients and
-        practices."""
+    ) -> VaultRows | None:
+        """Return the rows of the (patient, practice) pairs not held yet, and hold them from
+        now on; `slot` and `practice` are the kept rows' patients and practices."""
         if not len(slot):
             return None
         encoded = pc.dictionary_encode(practice).combine_chunks()
@@ -87,11 +117,4 @@ class VaultPairs:
             pairs = np.concatenate((pairs, np.array(more, dtype=np.int64)))
         if not len(pairs):
             return None
-        slots, practices = pairs // 65536, pairs % 65536
-        return pa.table(
-            {
-                "pseudonym": table.codes_of(slots),
-                "practice": pc.take(pa.array(self.practice_names, pa.string()), practices),
-                "nhs_number": table.numbers_of(slots),
-            }
-        )
+        return VaultRows(table, pairs // 65536, pairs % 65536, self.practice_names)

@@ -213,3 +213,56 @@ def test_a_part_that_was_not_published_leaves_its_patients_to_the_next(
     job = services.job_finish(job_id=job.pk)
     assert job.status == job.Status.SUCCEEDED
     assert reidentified(alice, programme, ["9434765919"]) == ["9434765919"]
+
+
+def test_a_chunk_s_rows_by_slot_answer_as_the_rows_themselves():
+    """A chunk gives the index its rows as slots of the job's table (no code copied): every
+    code is found at its practice, as when the same rows are given as a table, and mixed
+    with such a table (an older part's vault) too."""
+    import numpy as np
+
+    from datasets.pipeline.number_table import NumberTable
+    from datasets.pipeline.vault import VaultPairs
+    from phm_portal.lib.nhs_number import synthetic
+
+    rng = __import__("random").Random(4)
+    numbers = sorted({int(synthetic(rng)) for _ in range(3000)})
+    table = NumberTable(b"k" * 32, lambda ids: {})
+    pairs = VaultPairs()
+    practices = [f"P{i:05d}" for i in range(7)]
+    by_slot, as_table = reidentification.IndexBuilder(), reidentification.IndexBuilder()
+    expected: dict[tuple[str, str], str] = {}
+    for block in range(3):  # the job's list of practices grows from one block to the next
+        ids = np.array(rng.choices(numbers, k=2000), dtype=np.int64)
+        slots = table.slots(ids)
+        practice = pa.chunked_array([pa.array(rng.choices(practices[: 3 + 2 * block], k=2000))])
+        rows = pairs.new_rows(table, slots, practice)
+        by_slot.add_rows(rows)
+        as_table.add(rows.table())
+        for code, where, number in zip(*rows.table().to_pydict().values(), strict=True):
+            expected[code, where] = number
+    assert by_slot.rows == as_table.rows == len(expected)
+    mixed = reidentification.IndexBuilder()
+    mixed.add_rows(rows)
+    mixed.add(
+        pa.table(
+            {"pseudonym": ["ab" + "5" * 30], "practice": ["Z99999"], "nhs_number": ["9434765919"]}
+        )
+    )
+    codes = sorted({code for code, _ in expected})
+    for builder in (by_slot, as_table):
+        sealed = builder.seal(KEK, AD)
+        for practice in practices:
+            found = reidentification.look_up(KEK, io.BytesIO(sealed), AD, codes, practice)
+            assert found == {c: n for (c, p), n in expected.items() if p == practice}
+    sealed = mixed.seal(KEK, AD)
+    assert reidentification.look_up(KEK, io.BytesIO(sealed), AD, ["ab" + "5" * 30], "Z99999") == {
+        "ab" + "5" * 30: "9434765919"
+    }
+    last = rows.table().to_pydict()
+    found = reidentification.look_up(
+        KEK, io.BytesIO(sealed), AD, last["pseudonym"][:50], last["practice"][0]
+    )
+    assert found and all(
+        expected[code, last["practice"][0]] == number for code, number in found.items()
+    )
