@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.db import connection
-from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.db.models import Count, F, Max, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from consent.models import (
@@ -170,22 +170,52 @@ def type1_history(
     return history
 
 
-def type1_current_dissent_numbers(practice_ids: Iterable[int]) -> np.ndarray:
-    """Return the NHS numbers (int64, sorted) with a current dissent at any of these practices.
+# The current dissents this process last decrypted, by practices and the state of their
+# events (see type1_current_dissent_numbers).
+_dissents_read: dict[tuple, np.ndarray] = {}
+_DISSENTS_READ_MAX = 4
 
-    Decrypted: they are few (they are matched against a job's numbers as integers).
+
+def type1_current_dissent_numbers(practice_ids: Iterable[int]) -> np.ndarray:
+    """Return the NHS numbers (int64, sorted, read-only) with a current dissent at any of
+    these practices.
+
+    Decrypted: they are few (they are matched against a job's numbers as integers). A
+    worker loads them for every job; it decrypts them again only when the practices'
+    events changed. Events are only ever added (the database refuses UPDATE, and DELETE
+    outside tests' set-up), so their count and newest event say whether any was
+    recorded since: one count on the practices' index (about 1 ms) instead of the query
+    and a decryption per dissent (8,000 dissents: about 40 ms).
     """
-    practice_ids = list(practice_ids)
+    practice_ids = sorted(set(practice_ids))
     if not practice_ids:
         return np.zeros(0, dtype=np.int64)
+    events = Type1Event.objects.filter(practice_id__in=practice_ids)
+    state = events.aggregate(count=Count("pk"), newest=Max("pk"))
+    newest_at = events.filter(pk=state["newest"]).values_list("recorded_at", flat=True).first()
+    key = (
+        connection.settings_dict["NAME"],
+        tuple(practice_ids),
+        state["count"],
+        state["newest"],
+        newest_at,
+    )
+    numbers = _dissents_read.get(key)
+    if numbers is not None:
+        return numbers
     tokens = (
-        Type1Event.objects.filter(practice_id__in=practice_ids)
-        .annotate(latest_id=_latest_event_id())
+        events.annotate(latest_id=_latest_event_id())
         .filter(pk=F("latest_id"), event=Type1Event.Event.DISSENT)
         .values_list("patient__nhs_number_encrypted", flat=True)
     )
-    numbers = {int(decrypt_field(t, purpose=NHS_NUMBER_PURPOSE)) for t in tokens}
-    return np.array(sorted(numbers), dtype=np.int64)
+    numbers = np.array(
+        sorted({int(decrypt_field(t, purpose=NHS_NUMBER_PURPOSE)) for t in tokens}), dtype=np.int64
+    )
+    numbers.setflags(write=False)
+    if len(_dissents_read) >= _DISSENTS_READ_MAX:
+        _dissents_read.pop(next(iter(_dissents_read)))
+    _dissents_read[key] = numbers
+    return numbers
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,15 @@ def _empty_cache():
 
 
 @pytest.fixture(autouse=True)
+def _no_dissents_read(monkeypatch):
+    """Start every test as a new process would: no Type 1 dissents read before (a test
+    database's rolled-back events may come back with the same ids)."""
+    from consent import selectors
+
+    monkeypatch.setattr(selectors, "_dissents_read", {})
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hasher(settings):
     """Hash test passwords with a fast hasher: signing in works the same, and the demo's
     users (load_demo, in many tests) cost no Argon2 round each. The portal's own setting,

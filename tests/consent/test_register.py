@@ -229,3 +229,47 @@ def test_a_job_asking_by_integer_gets_the_same_answers_with_the_national_check(
         int(b): ["national"],
         int(d): ["national_unchecked"],
     }
+
+
+def test_a_worker_reads_the_dissents_again_whenever_an_event_was_recorded(
+    flow, type1_only, record, numbers, monkeypatch, alice, practice_a
+):
+    """The dissents a process decrypted are used again only while the practices' events
+    are the same: a dissent, a withdrawal, or an event committed late with a lower id is
+    seen by the very next look-up; with nothing new, nothing is decrypted again."""
+    from consent import selectors
+    from consent.models import Type1Event
+
+    a, b, c = numbers(3)
+    decrypted = []
+    decrypt = selectors.decrypt_field
+    monkeypatch.setattr(
+        selectors, "decrypt_field", lambda *args, **kw: decrypted.append(1) or decrypt(*args, **kw)
+    )
+
+    def excluded():
+        return opt_out_register_check(data_flow=flow, nhs_numbers=[a, b, c]).excluded
+
+    record(a)
+    assert excluded() == [(a, ["type1"])]
+    read = len(decrypted)
+    assert excluded() == [(a, ["type1"])]
+    assert len(decrypted) == read  # nothing recorded since: not decrypted again
+    record(b)
+    assert excluded() == [(a, ["type1"]), (b, ["type1"])]
+    record(a, "withdrawal", on=dt.date.today())
+    assert excluded() == [(b, ["type1"])]
+    # An event whose transaction took its id before the newest one's and committed after
+    # it: the newest id is the same, the count is not.
+    late = record(c)  # c's dissent, moved below a newer event's id
+    newer = Type1Event.objects.get(pk=late.pk - 1)  # a's withdrawal, again, with a higher id
+    newer.pk, newer._state.adding = late.pk + 10, True
+    newer.save(force_insert=True)
+    lower = Type1Event.objects.get(pk=late.pk)
+    assert excluded() == [(b, ["type1"]), (c, ["type1"])]
+    lower.pk, lower._state.adding = late.pk + 5, True  # committed late, below the newest id
+    lower.patient = Type1Event.objects.get(pk=newer.pk).patient  # for a: a dissents anew
+    lower.recorded_on = dt.date.today() + dt.timedelta(days=1)
+    lower.save(force_insert=True)
+    assert Type1Event.objects.latest("pk").pk == newer.pk  # the newest id did not change
+    assert excluded() == [(a, ["type1"]), (b, ["type1"]), (c, ["type1"])]
