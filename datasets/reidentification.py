@@ -65,7 +65,7 @@ class IndexBuilder:
     """Collect a part's vault rows (pseudonym, practice, nhs_number), then seal the index.
 
     A job's chunk gives it each block's new rows as slots of the job's table of numbers
-    (`add_rows`: 12 bytes a row kept, the codes and numbers read from the table when the
+    (`add_rows`: 16 bytes a row kept, the codes and numbers read from the table when the
     index is sealed); an older part's vault read back from its CSV, or a test, gives it
     the rows themselves (`add`).
     """

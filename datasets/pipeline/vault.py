@@ -29,7 +29,7 @@ class VaultRows:
     ever grows, so a position stays valid).
 
     The vault's CSV is written from `table()`; the part's re-identification index keeps
-    the slots and positions only (12 bytes a row) and reads the codes and numbers from the
+    the slots and positions only (16 bytes a row) and reads the codes and numbers from the
     table when it is sealed (datasets.reidentification.IndexBuilder).
     """
 
